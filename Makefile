@@ -1,0 +1,55 @@
+# Quick start: `make demo` and `make test` each set up what they need first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+DEMO ?= shards/demo
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+# Idempotent: the stamp depends on the files that define the environment, so editing
+# them re-runs setup, and a finished setup is not repeated.
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt \
+		torch torchvision nvidia-dali-cuda130 webdataset numpy tqdm matplotlib \
+		pytest pytest-benchmark hypothesis scikit-learn
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(MAKE) --no-print-directory pillow-simd
+	touch $(STAMP)
+
+# pillow-simd replaces pillow (uninstall, then install; both provide `PIL`). Built with AVX2
+# where the CPU has it. If the build fails we fall back to pillow, loudly, rather than fail setup.
+.PHONY: pillow-simd
+pillow-simd:
+	@if $(BIN)/python -c "import PIL, sys; sys.exit(0 if '.post' in PIL.__version__ else 1)" 2>/dev/null; then \
+		echo "pillow-simd already installed"; \
+	else \
+		flags=""; grep -qw avx2 /proc/cpuinfo && flags="-mavx2"; \
+		$(BIN)/python -m pip uninstall --quiet --yes pillow; \
+		if CC="cc $$flags" $(BIN)/python -m pip install --quiet --no-binary pillow-simd -c constraints.txt pillow-simd; then \
+			echo "pillow-simd installed (CC flags: $${flags:-none})"; \
+		else \
+			echo "WARNING: pillow-simd failed to build; falling back to pillow (slower resize)" >&2; \
+			$(BIN)/python -m pip install --quiet pillow; \
+		fi; \
+	fi
+
+demo: setup
+	$(BIN)/python -m camtrap_fast demo --out $(DEMO)
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/shard.py
+
+clean:
+	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks

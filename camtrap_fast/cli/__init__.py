@@ -1,0 +1,48 @@
+"""Command-line entry point: one sub-module per sub-command.
+
+Each sub-command module defines `add_parser(subparsers)` (which sets
+`func=run` on its parser) and `run(args) -> int`. The CLI is the only part of
+the package that may import from every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from camtrap_fast import __version__
+from camtrap_fast.errors import UserError
+
+# Sub-command modules, imported lazily so `camtrap-fast shard` never pays for torch.
+COMMANDS = {
+    "synth": "camtrap_fast.cli.synth",
+    "shard": "camtrap_fast.cli.shard",
+    "plan": "camtrap_fast.cli.plan",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="camtrap-fast",
+        description="Fast two-phase training of camera-trap species classifiers.",
+    )
+    parser.add_argument("--version", action="version", version=f"camtrap-fast {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as error:
+        print(f"camtrap-fast {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"camtrap-fast {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,93 @@
+"""`camtrap-fast shard SOURCE OUT`: pack images into WebDataset shards, resized once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "shard",
+        help="pack images (folder, COCO Camera Traps JSON, CSV) into WebDataset shards",
+        description="Pack images into WebDataset tar shards, resized once, with DALI indexes, a manifest, "
+        "a per-sample index and a report of every rejected image.",
+    )
+    parser.add_argument("source", type=Path, help="folder of class sub-folders, COCO Camera Traps .json, or .csv")
+    parser.add_argument("out", type=Path, help="output folder (created; resumed when rerun with the same input)")
+    parser.add_argument("--format", default="auto", help="auto (default), folder, coco or csv")
+    parser.add_argument("--image-root", type=Path, help="resolve relative image paths against this folder")
+    parser.add_argument("--drop-classes", default="", help="comma-separated class names to drop, e.g. blank,empty,human")
+    parser.add_argument("--drop-multi-species", action="store_true", help="drop images annotated with several classes")
+    parser.add_argument("--keep-fraction", default="", help="keep a seeded random fraction of a class, e.g. empty=0.1")
+    parser.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
+    parser.add_argument("--group-by", default="auto", help="auto (sequence when known), sequence, location or none")
+    parser.add_argument("--size", type=int, default=256, help="shorter side in pixels, never upscaled (default 256)")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality (default 90)")
+    parser.add_argument("--shard-size", type=int, default=None, help="samples per shard (default 10000, ~250 MB)")
+    parser.add_argument("--workers", type=int, default=1, help="encoding processes (default 1)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace a previous shard output in OUT")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from camtrap_fast.errors import UserError
+    from camtrap_fast.ingest.filters import FilterConfig, parse_keep_fraction
+    from camtrap_fast.ingest.splits import SplitConfig, parse_fractions
+    from camtrap_fast.shards.build import DEFAULT_SHARD_SIZE, ShardJob, build_shards
+    from camtrap_fast.shards.encode import EncodeConfig
+
+    try:
+        encode = EncodeConfig(size=args.size, quality=args.quality)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    job = ShardJob(
+        source=args.source,
+        out=args.out,
+        format=args.format,
+        image_root=args.image_root,
+        encode=encode,
+        filters=FilterConfig(
+            drop_classes=tuple(c.strip() for c in args.drop_classes.split(",") if c.strip()),
+            drop_multi_species=args.drop_multi_species,
+            keep_fraction=parse_keep_fraction(args.keep_fraction),
+            seed=args.seed,
+        ),
+        split=SplitConfig(fractions=parse_fractions(args.split), group_by=args.group_by, seed=args.seed),
+        shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+        workers=args.workers,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=tuple(["camtrap-fast", *sys.argv[2:]]) if sys.argv[1:2] == ["shard"] else ("camtrap-fast", "shard"),
+    )
+    summary = build_shards(job)
+    if not args.quiet:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(summary) -> str:
+    manifest = summary.manifest
+    lines = []
+    if summary.up_to_date:
+        lines.append(f"{manifest.root}: already complete for this input and options; nothing to do")
+    lines.append(f"{'split':<8}{'samples':>10}{'shards':>8}{'classes':>9}")
+    for split, info in manifest.splits.items():
+        present = sum(1 for n in info.class_counts.values() if n)
+        lines.append(f"{split:<8}{info.samples:>10}{len(info.shards):>8}{present:>9}")
+    lines.append(f"{'rejected':<8}{sum(summary.rejected.values()):>10}")
+    for reason, n in sorted(summary.rejected.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {reason:<20}{n:>6}")
+    lines.append(f"{'listed':<8}{summary.listed:>10}")
+    for class_name, missing in manifest.small_classes.items():
+        lines.append(f"warning: class '{class_name}' is too small to appear in {', '.join(missing)}")
+    if summary.encoded:
+        rate = summary.encoded / summary.seconds if summary.seconds else 0.0
+        resumed = f", resumed after {summary.resumed_shards} finished shard(s)" if summary.resumed_shards else ""
+        lines.append(f"encoded {summary.encoded} images in {summary.seconds:.1f} s ({rate:.0f} images/s){resumed}")
+    lines.append(f"manifest: {manifest.root / 'manifest.json'}  rejected: {manifest.root / 'rejected.csv'}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""COCO Camera Traps JSON (the LILA standard): images, annotations, categories, optional sequence facts."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.ingest.records import Record
+
+
+def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
+    data = read_coco_json(json_path)
+    root = image_root or json_path.parent
+    categories = {}
+    for category in data["categories"]:
+        try:
+            categories[category["id"]] = str(category["name"])
+        except (KeyError, TypeError):
+            raise UserError(f"{json_path}: a category lacks 'id' or 'name': {str(category)[:80]}") from None
+    category_rank = {name: rank for rank, name in enumerate(categories.values())}
+
+    per_image: dict = {}
+    for annotation in data["annotations"]:
+        try:
+            image_id, category_id = annotation["image_id"], annotation["category_id"]
+        except (KeyError, TypeError):
+            raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id'") from None
+        if category_id not in categories:
+            raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
+        per_image.setdefault(image_id, []).append(categories[category_id])
+
+    records = []
+    for image in data["images"]:
+        try:
+            image_id, file_name = image["id"], str(image["file_name"])
+        except (KeyError, TypeError):
+            raise UserError(f"{json_path}: an image entry lacks 'id' or 'file_name': {str(image)[:80]}") from None
+        names = per_image.get(image_id, [])
+        # Several boxes of one species are one species; the primary label is the most annotated class
+        # (ties: the earlier category), which only matters when multi-species images are kept.
+        votes = Counter(names)
+        labels = tuple(sorted(votes, key=lambda n: (-votes[n], category_rank[n])))
+        path = Path(file_name)
+        frame = image.get("frame_num")
+        records.append(
+            Record(
+                path=str((path if path.is_absolute() else root / path).resolve()),
+                relpath=path.as_posix(),
+                label=labels[0] if labels else "",
+                labels=labels or ("",),
+                location=_text(image.get("location")),
+                seq_id=_text(image.get("seq_id")),
+                frame_num=int(frame) if isinstance(frame, (int, float)) else None,
+                datetime=_text(image.get("datetime")),
+            )
+        )
+    return records
+
+
+def read_coco_json(json_path: Path) -> dict:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{json_path}: not a UTF-8 JSON file") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{json_path}: invalid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{json_path}: not a COCO Camera Traps file (top level is not an object)")
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
+    if missing:
+        hint = " (a MegaDetector output file? it holds detections, not labels)" if "detection_categories" in data else ""
+        raise UserError(f"{json_path}: not a COCO Camera Traps file: no {', '.join(missing)} list{hint}")
+    return data
+
+
+def _text(value) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,57 @@
+"""A CSV with `filepath,label` and optional `split`, `location`, `seq_id`, `frame_num`, `datetime`."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.ingest.records import Record
+
+REQUIRED = ("filepath", "label")
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
+    root = image_root or csv_path.parent
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED if c not in columns]
+            if missing:
+                raise UserError(
+                    f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}; "
+                    "need a header row with filepath,label)"
+                )
+            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+    except UnicodeDecodeError:
+        raise UserError(f"{csv_path}: not a UTF-8 text CSV") from None
+    except csv.Error as error:
+        raise UserError(f"{csv_path}: malformed CSV ({error})") from None
+
+    records = []
+    for line, row in enumerate(rows, start=2):
+        if not row["filepath"]:
+            raise UserError(f"{csv_path}:{line}: empty filepath")
+        split = row.get("split") or None
+        if split is not None:
+            if split.lower() not in SPLIT_NAMES:
+                raise UserError(f"{csv_path}:{line}: split '{split}' is not one of train, val, test")
+            split = SPLIT_NAMES[split.lower()]
+        path = Path(row["filepath"])
+        absolute = path if path.is_absolute() else root / path
+        frame = row.get("frame_num") or None
+        records.append(
+            Record(
+                path=str(absolute.resolve()),
+                relpath=path.as_posix(),
+                label=row["label"],
+                location=row.get("location") or None,
+                seq_id=row.get("seq_id") or None,
+                frame_num=int(frame) if frame and frame.isdigit() else None,
+                datetime=row.get("datetime") or None,
+                split=split,
+            )
+        )
+    return records

@@ -1,0 +1,46 @@
+"""Pick the source format from what SOURCE is, unless the user forces one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.ingest.coco import load_coco
+from camtrap_fast.ingest.csv_table import load_csv
+from camtrap_fast.ingest.folder import load_folder
+from camtrap_fast.ingest.records import Record
+
+FORMATS = ("folder", "coco", "csv")
+
+
+def detect_format(source: Path) -> str:
+    if source.is_dir():
+        return "folder"
+    suffix = source.suffix.lower()
+    if suffix == ".json":
+        return "coco"
+    if suffix in (".csv", ".tsv", ".txt"):
+        return "csv"
+    raise UserError(f"{source}: unknown source format (expected a folder, a .json COCO Camera Traps file or a .csv; "
+                    "force one with --format folder|coco|csv)")
+
+
+def load_records(source: str | Path, format: str = "auto", image_root: str | Path | None = None) -> tuple[str, list[Record]]:
+    """Read SOURCE into records (one per listed image, files not yet opened) and name the format used."""
+    source = Path(source)
+    if not source.exists():
+        raise UserError(f"{source}: no such file or folder")
+    if format == "auto":
+        format = detect_format(source)
+    if format not in FORMATS:
+        raise UserError(f"unknown format '{format}' (choose from auto, {', '.join(FORMATS)})")
+    root = Path(image_root) if image_root else None
+    if root is not None and not root.is_dir():
+        raise UserError(f"{root}: --image-root is not a folder")
+    if format == "folder":
+        if not source.is_dir():
+            raise UserError(f"{source}: --format folder needs a folder of class sub-folders")
+        return format, load_folder(source)
+    if source.is_dir():
+        raise UserError(f"{source}: --format {format} needs a file, not a folder")
+    return format, (load_coco(source, root) if format == "coco" else load_csv(source, root))

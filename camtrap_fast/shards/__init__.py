@@ -1,0 +1,1 @@
+"""Shards: records -> WebDataset tars + DALI .idx files + manifest + sample index."""

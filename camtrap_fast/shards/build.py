@@ -1,0 +1,399 @@
+"""`camtrap-fast shard`: records -> encoded samples -> tars, indexes, manifest, rejected.csv.
+
+A thin orchestrator over ingest, encode and the tar writer. Two invariants shape it:
+
+* Determinism: the order of samples within a split is fixed by the seed, images are
+  encoded in worker processes but consumed in order, so the tars are byte-identical
+  whatever `--workers` is.
+* Crash safety: a shard is written as `*.tar.tmp` and renamed when complete, then
+  logged in `.shard-progress.jsonl` with what it consumed. `manifest.json` is written
+  last. A rerun with the same fingerprint resumes after the last logged shard; a run
+  with another fingerprint never mixes into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from camtrap_fast.environment import package_versions
+from camtrap_fast.errors import UserError
+from camtrap_fast.ingest import load_records
+from camtrap_fast.ingest.filters import FilterConfig, apply_filters
+from camtrap_fast.ingest.records import Record, Rejection
+from camtrap_fast.ingest.splits import SPLITS, SplitConfig, assign_splits
+from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected, encode_image
+from camtrap_fast.shards.keys import make_keys
+from camtrap_fast.shards.manifest import MANIFEST_FILE, Manifest, SplitInfo, load_manifest
+from camtrap_fast.shards.sample_index import INDEX_FILE, SampleIndex
+from camtrap_fast.shards.tar_writer import ShardTarWriter
+
+RUN_FILE = ".shard-run.json"
+PROGRESS_FILE = ".shard-progress.jsonl"
+REJECTED_FILE = "rejected.csv"
+DEFAULT_SHARD_SIZE = 10_000  # ~250 MB of 256-px JPEGs at quality 90: large sequential reads, few files
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    source: Path
+    out: Path
+    format: str = "auto"
+    image_root: Path | None = None
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    filters: FilterConfig = field(default_factory=FilterConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    shard_size: int = DEFAULT_SHARD_SIZE
+    workers: int = 1
+    seed: int = 0
+    overwrite: bool = False
+    progress: bool = True
+    command: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.shard_size < 1:
+            raise UserError(f"--shard-size {self.shard_size}: must be at least 1")
+        if self.workers < 1:
+            raise UserError(f"--workers {self.workers}: must be at least 1")
+
+
+@dataclass(frozen=True)
+class ShardSummary:
+    manifest: Manifest
+    listed: int
+    rejected: dict[str, int]  # reason -> count
+    seconds: float
+    encoded: int  # images encoded by this run (0 when the output was already complete)
+    resumed_shards: int
+    up_to_date: bool = False
+
+
+def build_shards(job: ShardJob) -> ShardSummary:
+    started = time.perf_counter()
+    format_used, records = load_records(job.source, job.format, job.image_root)
+    kept, rejections = apply_filters(records, job.filters)
+    if not kept:
+        raise UserError(f"{job.source}: no usable images ({_describe(len(records), rejections)})")
+    kept, small_classes = assign_splits(kept, job.split)
+    classes = tuple(sorted({r.label for r in kept}))
+    keys = dict(zip((r.path for r in kept), make_keys([r.relpath for r in kept])))
+    fingerprint = _fingerprint(job, format_used, records)
+
+    state = _prepare_out(job, fingerprint)
+    if state == "complete":
+        manifest = load_manifest(job.out)
+        return ShardSummary(manifest, len(records), _count_reasons(job.out), time.perf_counter() - started, 0, 0, True)
+    created_out = state == "new"
+
+    progress = _read_progress(job.out)
+    class_index = {name: i for i, name in enumerate(classes)}
+    bar = tqdm(total=len(kept), unit="img", desc="shard", disable=None if job.progress else True, smoothing=0.1)
+    encoded = 0
+    splits: dict[str, SplitInfo] = {}
+    with _EncoderPool(job.encode, job.workers) as pool:
+        for split_number, split in enumerate(SPLITS):
+            members = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path])
+            rng = np.random.default_rng([job.seed, split_number])
+            members = [members[i] for i in rng.permutation(len(members))]  # mix classes within every shard
+            done = [p for p in progress if p["split"] == split]
+            rejections += [Rejection(*r) for p in done for r in p["rejections"]]
+            consumed = done[-1]["consumed"] if done else 0
+            bar.update(consumed)
+            entries = [(p["shard"], label, offset, size, key) for p in done for key, label, offset, size in p["samples"]]
+            shards = [p["shard"] for p in done]
+            writer = _SplitWriter(job, split, len(shards))
+            for record, result in zip(members[consumed:], pool.encode(r.path for r in members[consumed:])):
+                consumed += 1
+                bar.update(1)
+                if isinstance(result, Rejection):
+                    writer.rejections.append(result)
+                    continue
+                encoded += 1
+                writer.add(keys[record.path], class_index[record.label], record, result)
+                if writer.count == job.shard_size:
+                    shards.append(writer.finish(consumed, entries))
+                    rejections += writer.rejections
+                    writer = _SplitWriter(job, split, len(shards))
+            if writer.count:
+                shards.append(writer.finish(consumed, entries))
+            rejections += writer.rejections
+            writer.discard()
+            _write_index(job.out, split, shards, entries)
+            counts = Counter(classes[e[1]] for e in entries)
+            splits[split] = SplitInfo(len(entries), {c: counts.get(c, 0) for c in classes}, tuple(shards))
+    bar.close()
+
+    if not any(info.samples for info in splits.values()):
+        _clean(job.out, remove_dir=created_out)
+        raise UserError(f"{job.source}: no usable images ({_describe(len(records), rejections)})")
+    _write_rejected(job.out, rejections)
+    manifest = Manifest(
+        classes=classes,
+        splits=splits,
+        image_size=job.encode.size,
+        quality=job.encode.quality,
+        fingerprint=fingerprint,
+        rejected=len(rejections),
+        small_classes=small_classes,
+        command=job.command,
+        versions=package_versions(),
+        root=job.out,
+    )
+    manifest.save()  # from here on the directory is complete
+    for name in (PROGRESS_FILE, RUN_FILE):
+        (job.out / name).unlink(missing_ok=True)
+    reasons = Counter(r.reason for r in rejections)
+    return ShardSummary(manifest, len(records), dict(reasons), time.perf_counter() - started, encoded, len(progress))
+
+
+class _SplitWriter:
+    """Accumulates one shard in a temporary file; `finish` renames it into place and logs it."""
+
+    def __init__(self, job: ShardJob, split: str, number: int):
+        self.job = job
+        self.split = split
+        self.name = f"{split}/shard-{number:06d}"
+        self.tmp = job.out / f"{self.name}.tar.tmp"
+        self.file = None  # opened by the first sample, so an empty split leaves no files
+        self.tar = None
+        self.samples: list[tuple[str, int, int, int]] = []
+        self.rejections: list[Rejection] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.samples)
+
+    def add(self, key: str, label: int, record: Record, jpeg: bytes) -> None:
+        if self.file is None:
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.tmp, "wb")
+            self.tar = ShardTarWriter(self.file)
+        meta = {"key": key, "label": record.label, **record.metadata()}
+        members = self.tar.write_sample(
+            key, {"cls": str(label).encode(), "jpg": jpeg, "json": json.dumps(meta, sort_keys=True).encode()}
+        )
+        jpg = next(m for m in members if m.extension == "jpg")
+        self.samples.append((key, label, jpg.offset, jpg.size))
+
+    def finish(self, consumed: int, entries: list) -> str:
+        self.tar.close()
+        self.file.close()
+        out = self.job.out
+        _atomic_write(out / f"{self.name}.idx", self.tar.dali_index())
+        os.replace(self.tmp, out / f"{self.name}.tar")
+        shard = f"{self.name}.tar"
+        log = {
+            "split": self.split,
+            "shard": shard,
+            "consumed": consumed,
+            "rejections": [[r.path, r.reason, r.detail] for r in self.rejections],
+            "samples": [list(s) for s in self.samples],
+        }
+        with open(out / PROGRESS_FILE, "a", encoding="utf-8") as f:
+            f.write(json.dumps(log) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        entries.extend([(shard, label, offset, size, key) for key, label, offset, size in self.samples])
+        return shard
+
+    def discard(self) -> None:
+        if self.file is not None and not self.file.closed:
+            self.file.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+class _EncoderPool:
+    """Encodes in worker processes but yields results in input order (that order is what makes shards deterministic)."""
+
+    def __init__(self, config: EncodeConfig, workers: int):
+        self.config = config
+        self.workers = workers
+        self.pool = None
+
+    def __enter__(self) -> "_EncoderPool":
+        if self.workers > 1:
+            self.pool = multiprocessing.get_context("fork").Pool(self.workers, _init_worker, (self.config,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def encode(self, paths):
+        if self.pool is None:
+            _init_worker(self.config)
+            return map(_encode_one, paths)
+        return self.pool.imap(_encode_one, paths, chunksize=4)
+
+
+_worker_config: EncodeConfig | None = None
+
+
+def _init_worker(config: EncodeConfig) -> None:
+    global _worker_config
+    _worker_config = config
+
+
+def _encode_one(path: str):
+    try:
+        return encode_image(path, _worker_config)
+    except EncodeRejected as rejected:
+        return Rejection(path, rejected.reason, rejected.detail)
+
+
+def _fingerprint(job: ShardJob, format_used: str, records: list[Record]) -> str:
+    """Everything that changes the bytes written: options, and every input's identity, size and mtime."""
+    digest = hashlib.sha256()
+    options = {
+        "format": format_used,
+        "encode": [job.encode.size, job.encode.quality],
+        "filters": [sorted(c.lower() for c in job.filters.drop_classes), job.filters.drop_multi_species,
+                    sorted(job.filters.keep_fraction), job.filters.seed],
+        "split": [list(job.split.fractions), job.split.group_by, job.split.seed],
+        "shard_size": job.shard_size,
+        "seed": job.seed,
+    }
+    digest.update(json.dumps(options, sort_keys=True).encode())
+    for record in records:
+        try:
+            stat = os.stat(record.path)
+            identity = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            identity = "missing"
+        digest.update(json.dumps([record.path, record.labels, record.split, record.location, record.seq_id,
+                                  record.frame_num, record.datetime, identity]).encode())
+    return digest.hexdigest()[:32]
+
+
+def _prepare_out(job: ShardJob, fingerprint: str) -> str:
+    """Decide what OUT holds: 'new', 'resume' or 'complete'; refuse another dataset unless --overwrite."""
+    out = job.out
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    entries = {p.name for p in out.iterdir()} if out.exists() else set()
+    ours = {MANIFEST_FILE, RUN_FILE, PROGRESS_FILE, REJECTED_FILE, *SPLITS}
+    if entries - ours:
+        raise UserError(f"{out}: holds files camtrap-fast did not write ({', '.join(sorted(entries - ours)[:3])}); "
+                        "choose an empty or new folder")
+    previous = _previous_fingerprint(out, entries)
+    if previous == fingerprint:
+        if MANIFEST_FILE in entries:
+            for name in (PROGRESS_FILE, RUN_FILE):
+                (out / name).unlink(missing_ok=True)
+            return "complete"
+        _clean_temporaries(out)
+        return "resume"
+    if entries:
+        if not job.overwrite:
+            what = "another dataset or other options" if previous else "an unfinished run of unknown origin"
+            raise UserError(f"{out}: holds {what}; pass --overwrite to replace it, or choose another folder")
+        _clean(out, remove_dir=False)
+    new = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")
+    return "new" if new else "reused"
+
+
+def _previous_fingerprint(out: Path, entries: set[str]) -> str | None:
+    for name in (MANIFEST_FILE, RUN_FILE):
+        if name in entries:
+            try:
+                return json.loads((out / name).read_text(encoding="utf-8")).get("fingerprint")
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def _read_progress(out: Path) -> list[dict]:
+    """Logged shards whose tar is in place; a torn last line (killed mid-write) is ignored and redone."""
+    path = out / PROGRESS_FILE
+    if not path.exists():
+        return []
+    done = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            break
+        if not (out / entry["shard"]).exists():
+            break
+        done.append(entry)
+    # Shards after the last logged one are redone: remove them so nothing stale stays.
+    logged = {entry["shard"] for entry in done}
+    for split in SPLITS:
+        for tar in (out / split).glob("shard-*.tar") if (out / split).exists() else ():
+            if f"{split}/{tar.name}" not in logged:
+                tar.unlink()
+                tar.with_suffix(".idx").unlink(missing_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(json.dumps(entry) + "\n" for entry in done)
+    return done
+
+
+def _clean_temporaries(out: Path) -> None:
+    for split in SPLITS:
+        if (out / split).exists():
+            for tmp in (out / split).glob("*.tmp"):
+                tmp.unlink()
+
+
+def _clean(out: Path, remove_dir: bool) -> None:
+    for name in (MANIFEST_FILE, RUN_FILE, PROGRESS_FILE, REJECTED_FILE):
+        (out / name).unlink(missing_ok=True)
+    for split in SPLITS:
+        shutil.rmtree(out / split, ignore_errors=True)
+    if remove_dir:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _write_index(out: Path, split: str, shards: list[str], entries: list) -> None:
+    if not entries:
+        return
+    shard_number = {name: i for i, name in enumerate(shards)}
+    index = SampleIndex.build(
+        keys=[e[4] for e in entries],
+        labels=[e[1] for e in entries],
+        shard_ids=[shard_number[e[0]] for e in entries],
+        offsets=[e[2] for e in entries],
+        sizes=[e[3] for e in entries],
+        shards=shards,
+    )
+    index.save(out / split / INDEX_FILE)
+
+
+def _write_rejected(out: Path, rejections: list[Rejection]) -> None:
+    tmp = out / (REJECTED_FILE + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "reason", "detail"])
+        writer.writerows([r.path, r.reason, r.detail] for r in sorted(rejections, key=lambda r: r.path))
+    os.replace(tmp, out / REJECTED_FILE)
+
+
+def _count_reasons(out: Path) -> dict[str, int]:
+    with open(out / REJECTED_FILE, newline="", encoding="utf-8") as f:
+        return dict(Counter(row["reason"] for row in csv.DictReader(f)))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _describe(listed: int, rejections: list[Rejection]) -> str:
+    reasons = Counter(r.reason for r in rejections)
+    detail = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return f"{listed} listed, all rejected: {detail}" if detail else f"{listed} listed"

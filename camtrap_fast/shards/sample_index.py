@@ -1,0 +1,107 @@
+"""The compact per-sample index: where every sample's JPEG lies, and its label.
+
+One `index.npz` per split holds parallel integer arrays plus all keys packed
+into one UTF-8 blob, so millions of samples load in milliseconds and the
+sampler and random-access readers never parse a tar to find a sample.
+`offsets`/`sizes` locate the JPEG payload itself (not the tar header), so a
+reader fetches a sample with one `os.pread`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from camtrap_fast.errors import UserError
+
+INDEX_FILE = "index.npz"
+
+
+@dataclass(frozen=True)
+class SampleIndex:
+    """Samples of one split, in shard order. Arrays are parallel; `shards` are paths relative to the split's parent."""
+
+    labels: np.ndarray  # int32, class index per sample
+    shard_ids: np.ndarray  # int32, position in `shards`
+    offsets: np.ndarray  # int64, byte offset of the JPEG payload in its shard
+    sizes: np.ndarray  # int64, JPEG payload size in bytes
+    key_blob: bytes  # all keys, UTF-8, concatenated
+    key_ends: np.ndarray  # int64, end offset of key i in `key_blob`
+    shards: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        for name in ("shard_ids", "offsets", "sizes", "key_ends"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"SampleIndex.{name} has {len(getattr(self, name))} entries, labels has {n}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def key(self, i: int) -> str:
+        start = int(self.key_ends[i - 1]) if i > 0 else 0
+        return self.key_blob[start : int(self.key_ends[i])].decode("utf-8")
+
+    def keys(self, indices=None) -> list[str]:
+        indices = range(len(self)) if indices is None else indices
+        return [self.key(int(i)) for i in indices]
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        return np.bincount(self.labels, minlength=num_classes).astype(np.int64)
+
+    @staticmethod
+    def build(
+        keys: list[str],
+        labels: list[int],
+        shard_ids: list[int],
+        offsets: list[int],
+        sizes: list[int],
+        shards: list[str],
+    ) -> "SampleIndex":
+        encoded = [k.encode("utf-8") for k in keys]
+        return SampleIndex(
+            labels=np.asarray(labels, dtype=np.int32),
+            shard_ids=np.asarray(shard_ids, dtype=np.int32),
+            offsets=np.asarray(offsets, dtype=np.int64),
+            sizes=np.asarray(sizes, dtype=np.int64),
+            key_blob=b"".join(encoded),
+            key_ends=np.cumsum([len(k) for k in encoded], dtype=np.int64),
+            shards=tuple(shards),
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                labels=self.labels,
+                shard_ids=self.shard_ids,
+                offsets=self.offsets,
+                sizes=self.sizes,
+                key_blob=np.frombuffer(self.key_blob, dtype=np.uint8),
+                key_ends=self.key_ends,
+                shards=np.asarray(self.shards, dtype=str),
+            )
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: str | os.PathLike) -> "SampleIndex":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return SampleIndex(
+                    labels=data["labels"],
+                    shard_ids=data["shard_ids"],
+                    offsets=data["offsets"],
+                    sizes=data["sizes"],
+                    key_blob=data["key_blob"].tobytes(),
+                    key_ends=data["key_ends"],
+                    shards=tuple(str(s) for s in data["shards"]),
+                )
+        except FileNotFoundError:
+            raise UserError(f"{path}: sample index not found (was the shard run completed?)") from None
+        except (OSError, KeyError, ValueError) as error:
+            raise UserError(f"{path}: not a camtrap-fast sample index ({error})") from None
