@@ -43,7 +43,7 @@ def test_image_root_overrides_relative_base(tmp_path, data_dir):
     csv = tmp_path / "labels.csv"
     csv.write_text("filepath,label\n2480.jpg,Virginia Opossum\n")
     _, records = load_records(csv, image_root=data_dir / "ena24-small")
-    assert Path(records[0].path) == (data_dir / "ena24-small" / "2480.jpg").resolve()
+    assert Path(records[0].path).resolve() == (data_dir / "ena24-small" / "2480.jpg").resolve()
 
 
 def test_coco_sequence_fields_and_multi_species(tmp_path):

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         ),
         split=SplitConfig(fractions=parse_fractions(args.split), group_by=args.group_by, seed=args.seed),
-        shard_size=args.shard_size or DEFAULT_SHARD_SIZE,
+        shard_size=DEFAULT_SHARD_SIZE if args.shard_size is None else args.shard_size,
         workers=args.workers,
         seed=args.seed,
         overwrite=args.overwrite,

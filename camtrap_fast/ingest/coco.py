@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+import os
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
@@ -46,7 +47,7 @@ def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
         frame = image.get("frame_num")
         records.append(
             Record(
-                path=str((path if path.is_absolute() else root / path).resolve()),
+                path=os.path.abspath(path if path.is_absolute() else root / path),
                 relpath=path.as_posix(),
                 label=labels[0] if labels else "",
                 labels=labels or ("",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
@@ -44,7 +45,7 @@ def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
         frame = row.get("frame_num") or None
         records.append(
             Record(
-                path=str(absolute.resolve()),
+                path=os.path.abspath(absolute),
                 relpath=path.as_posix(),
                 label=row["label"],
                 location=row.get("location") or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
@@ -17,6 +18,6 @@ def load_folder(root: Path) -> list[Record]:
     for class_dir in class_dirs:
         for path in sorted(class_dir.rglob("*")):
             relative = path.relative_to(root)
-            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-                records.append(Record(path=str(path.resolve()), relpath=relative.as_posix(), label=class_dir.name))
+            if (path.is_file() or path.is_symlink()) and not any(part.startswith(".") for part in relative.parts):
+                records.append(Record(path=os.path.abspath(path), relpath=relative.as_posix(), label=class_dir.name))
     return records
