@@ -163,7 +163,8 @@ def test_epoch_has_exact_class_totals_and_is_deterministic(counts, spec, seed, e
     assert order.dtype == np.int64 and len(order) == plan.total_target
     assert np.bincount(labels[order], minlength=len(counts)).tolist() == list(plan.target)
     multiplicity = np.bincount(order, minlength=len(labels))
-    # Every image of a class appears t // n or t // n + 1 times: no image favoured, none duplicated while another is dropped.
+    # Every image of a class appears t // n or t // n + 1 times:
+    # no image favoured, none duplicated while another is dropped.
     whole = (t // np.maximum(n, 1))[labels]
     assert np.all((multiplicity == whole) | (multiplicity == whole + 1))
     assert np.array_equal(multiplicity, epoch_multiplicity(labels, plan, seed, epoch))
@@ -286,10 +287,7 @@ def test_streaming_fails_loudly_on_missing_shards(shard_dir, tmp_path):
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    # Only this sub-command: the other sub-commands are other people's work in progress.
-    monkeypatch.setattr(cli, "COMMANDS", {"plan": "camtrap_fast.cli.plan"})
-
+def run_cli(capsys):
     def run(*argv: str) -> tuple[int, str, str]:
         code = cli.main(["plan", *map(str, argv)])
         out, err = capsys.readouterr()

@@ -28,7 +28,7 @@ def epoch_rng(seed: int, epoch: int, *stream: int) -> np.random.Generator:
 
 
 def epoch_multiplicity(labels: np.ndarray, plan: SamplingPlan, seed: int, epoch: int) -> np.ndarray:
-    """How many times each sample appears in epoch `epoch` (int64, one per sample); equals bincount(epoch_order(...))."""
+    """Copies of each sample (int64, one per sample) in that epoch: exactly bincount(epoch_order(...))."""
     return _draw_multiplicity(labels, plan, epoch_rng(seed, epoch))
 
 

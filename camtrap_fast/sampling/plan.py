@@ -31,7 +31,7 @@ class SamplingPlan:
             if n < 0 or t < 0:
                 raise ValueError(f"class {name!r}: counts must be >= 0 (original {n}, target {t})")
             if n == 0 and t > 0:
-                raise ValueError(f"class {name!r} has no images, so it cannot contribute {t} samples; set its target to 0")
+                raise ValueError(f"class {name!r} has no images, so it cannot contribute {t}; set its target to 0")
 
     @property
     def num_classes(self) -> int:

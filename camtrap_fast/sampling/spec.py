@@ -106,7 +106,8 @@ def parse_ros_ratios(text: str) -> RosRatios:
             bound = math.inf if bound_text.strip().lower() == "inf" else int(bound_text)
             ratios.append((bound, int(ratio_text)))
         except ValueError:
-            raise UserError(f"--ros-ratios {text!r}: term {term.strip()!r} is not BOUND:RATIO; {VALID_RATIO_FORMS}") from None
+            message = f"--ros-ratios {text!r}: term {term.strip()!r} is not BOUND:RATIO; {VALID_RATIO_FORMS}"
+            raise UserError(message) from None
     try:
         check_ros_ratios(tuple(ratios))
     except ValueError as error:
@@ -139,7 +140,8 @@ def parse_sampling(text: str, ros_ratios: str | RosRatios | None = None) -> Samp
         try:
             fields[field] = int(value)
         except ValueError:
-            raise UserError(f"--sampling {text!r}: {term!r} needs a whole number, as in {kind}:5000; {VALID_FORMS}") from None
+            message = f"--sampling {text!r}: {term!r} needs a whole number, as in {kind}:5000; {VALID_FORMS}"
+            raise UserError(message) from None
     if not fields and name not in PRESETS:
         raise UserError(f"--sampling {text!r}: empty; {VALID_FORMS}")
     try:

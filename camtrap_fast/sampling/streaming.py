@@ -26,7 +26,7 @@ from camtrap_fast.shards.sample_index import SampleIndex
 
 T = TypeVar("T")
 
-# Independent random streams per (seed, epoch); stream 0 is the multiplicity draw shared with epoch_order.
+# Random streams per (seed, epoch) beside the multiplicity draw, which uses (seed, epoch) alone, as epoch_order does.
 _SHARD_ORDER_STREAM = 1
 _SHUFFLE_BUFFER_STREAM = 2
 
@@ -115,12 +115,13 @@ def _drawn_samples(
             key, url = sample["__key__"], sample["__url__"]
             position = position_of(key)
             if position < 0:
-                raise UserError(f"{url}: sample '{key}' is not in the sample index; stream the shards the index was built from")
+                raise UserError(f"{url}: sample '{key}' is not in the sample index; stream the shards it was built from")
             if "jpg" not in sample or "cls" not in sample:
                 raise UserError(f"{url}: sample '{key}' lacks its .jpg or .cls member; re-write this shard")
             label = int(labels[position])
             if int(sample["cls"]) != label:
-                raise UserError(f"{url}: sample '{key}' has class {int(sample['cls'])} in the shard, {label} in the index")
+                shard_label = int(sample["cls"])
+                raise UserError(f"{url}: sample '{key}' has class {shard_label} in the shard, {label} in the index")
             if seen[position]:
                 raise UserError(f"{url}: sample '{key}' appears twice in the shards; is a shard listed twice?")
             seen[position] = True
