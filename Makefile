@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-DEMO ?= shards/demo
+DEMO ?= demo
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test test-fast bench clean
@@ -40,7 +40,7 @@ pillow-simd:
 	fi
 
 demo: setup
-	$(BIN)/python -m camtrap_fast demo --out $(DEMO)
+	$(BIN)/python -m camtrap_fast demo --workdir $(DEMO)
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
