@@ -61,20 +61,21 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
         by_class[min(votes, key=lambda c: (-votes[c], c))].append(key)
 
     rng = np.random.default_rng(config.seed)
-    fractions = np.asarray(config.fractions)
+    bounds = np.cumsum(config.fractions)
     assigned = {}
     for class_name in sorted(by_class):
         keys = by_class[class_name]
         keys = [keys[i] for i in rng.permutation(len(keys))]
-        total = sum(len(groups[k]) for k in keys)
-        counts = np.zeros(3)
-        for key in keys:
-            # Greedy: the split furthest below its target share takes the next group (ties: train, val, test).
-            deficit = np.where(fractions > 0, fractions * total - counts, -np.inf)
-            split = int(np.argmax(deficit))
-            counts[split] += len(groups[key])
+        sizes = np.array([len(groups[k]) for k in keys], dtype=np.float64)
+        # Systematic sampling: each group sits at the midpoint of its share of the class's images, shifted by
+        # one random phase per class. Every split gets its fraction in expectation, even for classes of a
+        # few images, where a greedy "biggest deficit first" rule would hand everything to train.
+        midpoints = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
+        positions = (midpoints + rng.random()) % 1.0
+        splits = np.minimum(np.searchsorted(bounds, positions, side="right"), 2)
+        for key, split in zip(keys, splits):
             for i in groups[key]:
-                assigned[i] = SPLITS[split]
+                assigned[i] = SPLITS[int(split)]
 
     out = [r if r.split is not None else replace(r, split=assigned[i]) for i, r in enumerate(records)]
     if any(r.split is not None for r in records):  # the source fixed the splits: those are the ones wanted

@@ -86,7 +86,8 @@ class Species:
     pattern_amount: float = 0.3  # coverage (spots, stripes) or position (saddle line)
     pattern_parts: str = "bn"  # b body, n neck, h head, l legs, t tail
     pattern_p: float = 1.0  # share of individuals that show the pattern
-    colour_jitter: float = 0.07
+    colour_jitter: float = 0.04
+    pattern_seed: float = 0.0  # set per individual so its spots and stripes stay put across frames
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
@@ -113,7 +114,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
     Species("gazelleThomsons", size=0.26, herd=3, night_p=0.15, body_h=0.38, leg_len=0.62, leg_w=0.045,
             neck_len=0.3, neck_w=0.11, neck_angle=55, head_len=0.22, head_h=0.1, head_angle=-45, ear_len=0.07,
             horn_len=0.14, horn_angle=15, horn_bend=25, horn_w=0.018, tail_len=0.12, coats=((184, 134, 84),),
-            belly=WHITE, pattern="side_stripe", pattern_colour=BLACK, pattern_amount=0.08),
+            belly=WHITE, pattern="side_stripe", pattern_colour=BLACK, pattern_amount=0.035),
     Species("elephant", size=0.85, herd=2, night_p=0.3, body_h=0.62, slope=0.03, leg_len=0.5, leg_w=0.17,
             neck_len=0.05, neck_w=0.35, neck_angle=0, head_len=0.3, head_h=0.32, head_angle=-75, ear_len=0.34,
             ear_w=0.3, ear_round=True, ear_angle=200, trunk_len=0.55, tusk_len=0.25, horn_p=0.8, tail_len=0.3,
@@ -134,7 +135,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
     Species("gazelleGrants", size=0.3, herd=2, night_p=0.15, body_h=0.4, leg_len=0.6, leg_w=0.048, neck_len=0.32,
             neck_w=0.12, neck_angle=55, head_len=0.24, head_h=0.1, head_angle=-45, ear_len=0.07, horn_len=0.24,
             horn_angle=20, horn_bend=35, horn_w=0.02, tail_len=0.12, coats=((198, 158, 108),), belly=WHITE,
-            rump=WHITE, pattern="side_stripe", pattern_colour=(160, 120, 80), pattern_amount=0.06, pattern_p=0.5),
+            rump=WHITE, pattern="side_stripe", pattern_colour=(160, 120, 80), pattern_amount=0.025, pattern_p=0.5),
     Species("impala", size=0.33, herd=3, night_p=0.15, body_h=0.42, leg_len=0.6, leg_w=0.05, neck_len=0.32,
             neck_w=0.13, neck_angle=50, head_len=0.25, head_h=0.11, head_angle=-45, ear_len=0.08, horn_len=0.28,
             horn_angle=10, horn_bend=45, horn_w=0.02, horn_p=0.5, tail_len=0.14, coats=((170, 105, 60),),
@@ -161,7 +162,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
             neck_len=0.3, neck_w=0.15, neck_angle=50, head_len=0.33, head_h=0.12, head_angle=-60, ear_len=0.07,
             horn_len=0.14, horn_angle=20, horn_bend=40, horn_w=0.03, tail_len=0.3, tail_tuft=0.08,
             coats=((150, 85, 55),), face=(62, 42, 42), legs=(196, 158, 100), pattern="thighs",
-            pattern_colour=(72, 50, 62)),
+            pattern_colour=(72, 50, 62), pattern_parts="bl"),
     Species("baboon", size=0.25, herd=2, night_p=0.05, body_h=0.45, slope=0.15, leg_len=0.45, leg_w=0.07,
             neck_len=0.05, neck_w=0.25, neck_angle=20, head_len=0.3, head_h=0.18, head_angle=-20, ear_len=0.03,
             ear_round=True, tail_len=0.45, tail_w=0.04, tail_angle=40, tail_bend=-130, coats=((120, 105, 70),),
@@ -172,7 +173,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
     Species("eland", size=0.5, herd=2, night_p=0.2, body_h=0.55, hump=0.03, leg_len=0.5, leg_w=0.08,
             neck_len=0.25, neck_w=0.22, neck_angle=35, head_len=0.3, head_h=0.14, head_angle=-55, horn_len=0.22,
             horn_angle=25, horn_w=0.03, tail_len=0.35, tail_tuft=0.05, coats=((190, 160, 120),), pattern="stripes",
-            pattern_colour=(226, 212, 182), pattern_freq=6, pattern_amount=0.8),
+            pattern_colour=(226, 212, 182), pattern_freq=6, pattern_amount=0.15),
     Species("hippopotamus", size=0.4, night_p=0.7, body_h=0.62, leg_len=0.2, leg_w=0.14, neck_len=0.05,
             neck_w=0.5, neck_angle=0, head_len=0.38, head_h=0.3, head_angle=-20, ear_len=0.04, ear_round=True,
             tail_len=0.12, coats=((110, 90, 90),), belly=(160, 120, 110)),
@@ -209,7 +210,8 @@ SPECIES_TABLE: tuple[Species, ...] = (
             tail_angle=-40, coats=((200, 165, 100),), pattern="spots", pattern_freq=9, pattern_amount=0.33,
             pattern_parts="bnl"),
     Species("hare", size=0.11, night_p=0.8, body_h=0.55, slope=-0.1, leg_len=0.25, leg_w=0.06, neck_len=0.05,
-            neck_w=0.3, neck_angle=20, head_len=0.25, head_h=0.17, head_angle=-20, ear_len=0.32, ear_w=0.06,
+            neck_w=0.3, neck_angle=20, head_len=0.22, head_h=0.15, head_angle=-20, ear_len=0.34, ear_w=0.05,
+            ear_angle=125,
             tail_len=0.08, tail_w=0.06, tail_angle=20, tail_tuft=0.04, tuft_colour=WHITE, coats=((140, 120, 95),),
             belly=(185, 170, 150)),
     Species("mongoose", size=0.09, herd=3, night_p=0.1, body_h=0.32, leg_len=0.25, leg_w=0.05, neck_len=0.12,
@@ -236,7 +238,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
     Species("aardwolf", size=0.18, night_p=0.9, body_h=0.42, slope=0.15, leg_len=0.55, leg_w=0.045, neck_len=0.2,
             neck_w=0.16, neck_angle=35, head_len=0.24, head_h=0.12, head_angle=-25, ear_len=0.12, crest=0.05,
             tail_len=0.3, tail_w=0.07, tail_tuft=0.05, coats=((200, 175, 125),), mane_colour=(70, 60, 50),
-            pattern="stripes", pattern_colour=(50, 45, 40), pattern_freq=6, pattern_amount=0.7, pattern_parts="bl"),
+            pattern="stripes", pattern_colour=(50, 45, 40), pattern_freq=6, pattern_amount=0.35, pattern_parts="bl"),
     Species("leopard", size=0.28, night_p=0.7, body_h=0.38, leg_len=0.45, leg_w=0.07, neck_len=0.2, neck_w=0.18,
             neck_angle=30, head_len=0.24, head_h=0.16, head_angle=-20, ear_len=0.04, ear_round=True, tail_len=0.7,
             tail_angle=-40, tail_bend=70, coats=((200, 160, 95),), belly=(230, 210, 170), pattern="rosettes",
@@ -255,7 +257,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
             neck_len=0.22, neck_w=0.19, neck_angle=30, head_len=0.28, head_h=0.15, head_angle=-35, ear_len=0.12,
             crest=0.08, mane_colour=(40, 36, 32), tail_len=0.3, tail_w=0.07, tail_tuft=0.05,
             coats=((170, 165, 150),), pattern="stripes", pattern_colour=(35, 32, 30), pattern_freq=8,
-            pattern_amount=0.6, pattern_parts="bl"),
+            pattern_amount=0.3, pattern_parts="bl"),
     Species("cattle", size=0.4, herd=3, night_p=0.1, body_h=0.5, leg_len=0.45, leg_w=0.08, neck_len=0.18,
             neck_w=0.24, neck_angle=25, head_len=0.3, head_h=0.15, head_angle=-55, ear_len=0.08, horn_len=0.18,
             horn_angle=60, horn_bend=-60, horn_w=0.035, horn_p=0.8, tail_len=0.45, tail_tuft=0.06,
@@ -286,7 +288,7 @@ SPECIES_TABLE: tuple[Species, ...] = (
     Species("wildcat", size=0.12, night_p=0.8, body_h=0.36, leg_len=0.45, leg_w=0.045, neck_len=0.15,
             neck_w=0.14, neck_angle=35, head_len=0.2, head_h=0.14, head_angle=-10, ear_len=0.07, tail_len=0.55,
             tail_w=0.05, tail_angle=-40, tail_bend=50, tail_bands=True, coats=((150, 135, 110),),
-            pattern="stripes", pattern_colour=(100, 90, 75), pattern_freq=8, pattern_amount=0.6),
+            pattern="stripes", pattern_colour=(100, 90, 75), pattern_freq=8, pattern_amount=0.4),
     Species("genet", size=0.1, night_p=0.95, body_h=0.3, leg_len=0.3, leg_w=0.04, neck_len=0.12, neck_w=0.13,
             neck_angle=25, head_len=0.22, head_h=0.11, head_angle=-15, ear_len=0.07, crest=0.02,
             mane_colour=BLACK, tail_len=0.85, tail_w=0.06, tail_angle=-15, tail_bands=True,
@@ -315,15 +317,17 @@ def individualize(species: Species, rng: np.random.Generator) -> Species:
     """One animal of the species: proportions, colours and pattern vary around the species' traits."""
     changes: dict = {name: getattr(species, name) * math.exp(rng.normal(0.0, 0.08)) for name in _LENGTHS}
     changes.update({name: getattr(species, name) + rng.normal(0.0, 7.0) for name in _ANGLES})
-    brightness = math.exp(rng.normal(0.0, 0.1))
+    # One tint for the whole animal (a redder or greyer individual), not one per body part.
+    tint = math.exp(rng.normal(0.0, 0.1)) * np.exp(rng.normal(0.0, species.colour_jitter, 3))
     coat = species.coats[int(rng.integers(len(species.coats)))]
-    changes["coats"] = (_jitter(coat, brightness, species.colour_jitter, rng),)
+    changes["coats"] = (_tinted(coat, tint),)
     for name in _COLOURS:
         colour = getattr(species, name)
         if colour is not None:
-            changes[name] = _jitter(colour, brightness, species.colour_jitter, rng)
+            changes[name] = _tinted(colour, tint)
     changes["pattern_freq"] = species.pattern_freq * math.exp(rng.normal(0.0, 0.1))
     changes["pattern_amount"] = species.pattern_amount * math.exp(rng.normal(0.0, 0.1))
+    changes["pattern_seed"] = float(rng.uniform(0.0, 1000.0))
     if rng.random() >= species.horn_p:
         changes.update(horn_len=0.0, tusk_len=0.0)
     if rng.random() >= species.pattern_p:
@@ -333,6 +337,6 @@ def individualize(species: Species, rng: np.random.Generator) -> Species:
     return replace(species, **changes)
 
 
-def _jitter(colour: RGB, brightness: float, amount: float, rng: np.random.Generator) -> RGB:
-    scaled = np.asarray(colour, dtype=np.float64) * brightness * np.exp(rng.normal(0.0, amount, 3))
-    return tuple(int(c) for c in np.clip(scaled, 0, 255).round())  # type: ignore[return-value]
+def _tinted(colour: RGB, tint: np.ndarray) -> RGB:
+    r, g, b = np.clip(np.asarray(colour, dtype=np.float64) * tint, 0, 255).round()
+    return int(r), int(g), int(b)
