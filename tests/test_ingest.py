@@ -162,12 +162,15 @@ def test_split_is_stratified_and_grouped_by_sequence():
     assert out == assign_splits(records, SplitConfig(seed=1))[0]
 
 
-def test_split_gives_rare_classes_their_share_of_val_and_test():
-    # 52 classes of 6 single images: a greedy rule would put all of them in train
-    records = _records({f"species{i}": 6 for i in range(52)})
-    out, _ = assign_splits(records, SplitConfig(seed=0))
-    shares = {s: sum(r.split == s for r in out) / len(out) for s in ("train", "val", "test")}
-    assert abs(shares["train"] - 0.8) < 0.03 and abs(shares["val"] - 0.1) < 0.03 and abs(shares["test"] - 0.1) < 0.03
+def test_split_puts_every_class_with_enough_groups_in_every_split():
+    # a greedy rule would put all 6 images of these rare classes in train, leaving them unevaluated
+    records = _records({f"species{i}": 6 for i in range(52)} | {"common": 1000})
+    out, small = assign_splits(records, SplitConfig(seed=0))
+    assert small == {}
+    for label in {r.label for r in records}:
+        assert {r.split for r in out if r.label == label} == {"train", "val", "test"}
+    common = [r.split for r in out if r.label == "common"]
+    assert abs(common.count("train") / 1000 - 0.8) < 0.02 and abs(common.count("test") / 1000 - 0.1) < 0.02
 
 
 def test_split_reports_classes_too_small_and_csv_split_wins():

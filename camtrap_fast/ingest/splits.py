@@ -39,6 +39,24 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _cover_every_split(splits: np.ndarray, sizes: np.ndarray, wanted: list[int]) -> None:
+    """Give each wanted split at least one group of a class when the class has enough groups.
+
+    A rare species with no test image cannot be evaluated at all, which defeats the purpose of a
+    rare-species tool; so a split that sampling left empty takes the smallest group of the split
+    that has the most groups (as long as that split keeps one). Smallest splits are served first.
+    """
+    for split in sorted(wanted, key=lambda s: -s):  # test, then val, then train
+        if (splits == split).any():
+            continue
+        groups_per_split = np.bincount(splits, minlength=3)
+        donor = int(np.argmax(groups_per_split))
+        if groups_per_split[donor] < 2:
+            return  # fewer groups than splits: reported as too small
+        candidates = np.flatnonzero(splits == donor)
+        splits[candidates[np.argmin(sizes[candidates])]] = split
+
+
 def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Record], dict[str, list[str]]]:
     """Give every record without a fixed split one; return them and the classes missing from a wanted split."""
     group_by = config.group_by
@@ -73,6 +91,7 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
         midpoints = (np.cumsum(sizes) - sizes / 2) / sizes.sum()
         positions = (midpoints + rng.random()) % 1.0
         splits = np.minimum(np.searchsorted(bounds, positions, side="right"), 2)
+        _cover_every_split(splits, sizes, [i for i, f in enumerate(config.fractions) if f > 0])
         for key, split in zip(keys, splits):
             for i in groups[key]:
                 assigned[i] = SPLITS[int(split)]
