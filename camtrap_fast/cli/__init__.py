@@ -19,6 +19,11 @@ COMMANDS = {
     "synth": "camtrap_fast.cli.synth",
     "shard": "camtrap_fast.cli.shard",
     "plan": "camtrap_fast.cli.plan",
+    "eval": "camtrap_fast.cli.eval",
+    "train": "camtrap_fast.cli.train",
+    "predict": "camtrap_fast.cli.predict",
+    "demo": "camtrap_fast.cli.demo",
+    "bench": "camtrap_fast.cli.bench",
 }
 
 

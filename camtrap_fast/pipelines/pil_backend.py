@@ -1,0 +1,174 @@
+"""PIL (pillow-simd) backend: persistent DataLoader workers that each build one whole uint8 batch.
+
+A worker receives a batch's sample indices (never the whole order), reads the
+JPEGs with one pread each, decodes with libjpeg-turbo through PIL and resamples
+only the crop box straight to the output size with pillow-simd's bilinear
+filter (antialiased, as torchvision's). When the box is at least twice the
+output size, `Image.draft` lets libjpeg decode at 1/2, 1/4 or 1/8 scale first
+(DCT scaling), which skips most of the decode work for large images. Workers
+return uint8; floats are made on the device (`normalize.to_inputs`). Corrupt
+samples travel back as messages, not exceptions, so the main process applies
+the one error policy and a worker never dies mid-epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.pipelines.config import LoaderConfig, center_window, crop_windows, draw_crops
+from camtrap_fast.pipelines.factory import DECODE_ERRORS, Batch, Bounds, Loader, jpeg_size, sample_message
+from camtrap_fast.shards.manifest import Manifest
+from camtrap_fast.shards.reader import ShardReader
+
+ORIENTATION = 0x0112  # the EXIF tag
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in source pixels
+
+
+class PilLoader(Loader):
+    backend = "pil"
+
+    def __init__(self, manifest: Manifest, split: str, config: LoaderConfig, device: torch.device):
+        super().__init__(manifest, split, config, device)
+        self._requests = _Requests()
+        workers = config.workers
+        # One DataLoader for the loader's life, with persistent workers: an epoch costs no process start-up
+        # (eval loaders run every epoch), and each worker gets only its batch's sample indices, not the order.
+        self._batches = DataLoader(
+            _BatchBuilder(self.reader, config),
+            batch_size=None,  # each request already is a batch
+            sampler=self._requests,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            prefetch_factor=config.prefetch if workers else None,
+            persistent_workers=workers > 0,
+        )
+
+    def close(self) -> None:
+        self._batches = None  # drops the persistent workers
+        super().close()
+
+    def _epoch_images(self, order: np.ndarray, epoch: int, bounds: Bounds) -> Iterator[Batch]:
+        self._requests.batches = [(epoch, b, order[start:stop]) for b, (start, stop) in enumerate(bounds)]
+        for images, labels, problems in self._batches:
+            for message in problems:
+                self._corrupt(message)
+            if len(labels):
+                yield images, labels
+
+    def _eval_images(self, encoded: list[bytes]) -> torch.Tensor:
+        def one(item: tuple[int, bytes]) -> np.ndarray:
+            position, data = item
+            try:
+                return eval_image(data, self.config)
+            except DECODE_ERRORS as error:
+                raise UserError(f"image {position} of {len(encoded)} cannot be decoded ({error})") from None
+
+        # PIL releases the GIL while decoding and resampling, so threads scale here without worker processes.
+        with ThreadPoolExecutor(max(1, min(self.config.workers, len(encoded)))) as pool:
+            return torch.from_numpy(np.stack(list(pool.map(one, enumerate(encoded)))))
+
+
+Request = tuple[int, int, np.ndarray]  # (epoch, batch number, sample indices)
+
+
+class _Requests(Sampler):
+    """The current epoch's batch requests; the DataLoader iterates it afresh each epoch, in the main process."""
+
+    def __init__(self):
+        self.batches: list[Request] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _BatchBuilder(Dataset):
+    """One batch, built in a worker: (uint8 NHWC images, int64 labels, messages for corrupt samples left out)."""
+
+    def __init__(self, reader: ShardReader, config: LoaderConfig):
+        self.reader = reader
+        self.config = config
+
+    def __getitem__(self, request: Request) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        epoch, b, indices = request
+        index, config, size = self.reader.index, self.config, self.config.image_size
+        problems: list[str] = []
+        jpegs: dict[int, bytes] = {}
+        sizes = np.ones((len(indices), 2), dtype=np.int64)
+        for k, i in enumerate(indices.tolist()):
+            try:
+                jpegs[k] = data = self.reader.read(i)
+                sizes[k] = jpeg_size(data)
+            except UserError as error:  # the reader's errors already name shard and key
+                problems.append(str(error))
+                jpegs.pop(k, None)
+            except ValueError as error:
+                problems.append(sample_message(index, self.reader.root, i, str(error)))
+                jpegs.pop(k, None)
+        if config.train:
+            draws = draw_crops(config.seed, epoch, b, len(indices))
+            windows = crop_windows(draws, sizes[:, 0], sizes[:, 1], config.crop_scale, config.crop_ratio)
+        images = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
+        kept = []
+        for k, data in jpegs.items():
+            try:
+                if config.train:
+                    left, top, w, h = windows[k].tolist()
+                    image = decode_box(data, (left, top, left + w, top + h), size)
+                    if draws.flip[k]:
+                        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # 20x faster than a numpy flip
+                    images[len(kept)] = np.asarray(image)
+                else:
+                    images[len(kept)] = eval_image(data, config)
+                kept.append(k)
+            except DECODE_ERRORS as error:
+                problem = f"cannot be decoded ({error})"
+                problems.append(sample_message(index, self.reader.root, int(indices[k]), problem))
+        labels = index.labels[indices[kept]].astype(np.int64)
+        return images[: len(kept)], labels, problems
+
+
+def decode_box(data: bytes, box: Box, size: int) -> Image.Image:
+    """Decode a JPEG and resample `box` to size x size (RGB), decoding at reduced scale when the box allows."""
+    image = Image.open(io.BytesIO(data))
+    box = _draft(image, box, size)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+
+
+def eval_image(data: bytes, config: LoaderConfig) -> np.ndarray:
+    """The eval transform for any encoded image (EXIF orientation applied, as DALI's decoder does)."""
+    size, resize = config.image_size, config.eval_resize
+    image = Image.open(io.BytesIO(data))
+    # Draft so the shorter side stays >= resize; that side is the same before and after an EXIF rotation.
+    _draft(image, (0, 0, *image.size), resize)
+    if image.getexif().get(ORIENTATION, 1) != 1:  # exif_transpose would copy the image even when upright
+        image = ImageOps.exif_transpose(image)
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    box = center_window(*image.size, resize, size)
+    return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=box))
+
+
+def _draft(image: Image.Image, box: Box, size: int) -> Box:
+    """Ask libjpeg for DCT-scaled decoding that keeps the box >= `size`; returns the box in the new pixels."""
+    left, top, right, bottom = box
+    if size <= 0 or image.format != "JPEG" or min(right - left, bottom - top) < 2 * size:
+        return box
+    width, height = image.size
+    reduction = min(right - left, bottom - top) / size  # >= 2: the box may shrink by this much
+    image.draft("RGB", (math.ceil(width / reduction), math.ceil(height / reduction)))
+    sx, sy = image.size[0] / width, image.size[1] / height
+    return left * sx, top * sy, right * sx, bottom * sy

@@ -1,0 +1,80 @@
+"""Small shard directories of real camera-trap photos for pipeline tests, and ways to damage them.
+
+The photos come from ../shared/data (read in place, never copied into the
+repository); they are shrunk once into a class-folder tree so that
+`build_shards` (the real `camtrap-fast shard` code) runs in about a second.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from camtrap_fast.shards.manifest import Manifest, load_manifest
+
+SOURCES = ("serengeti-samples/gallery", "serengeti-samples/labelled", "ena24-small")
+
+
+def make_photo_shards(
+    root: Path, data_dir: Path, images: int = 30, classes: int = 3, size: int = 64, shard_size: int = 8
+) -> Manifest:
+    """Shard `images` real photos, dealt round-robin into `classes` classes, shorter side `size`, all in train."""
+    from camtrap_fast.ingest.splits import SplitConfig
+    from camtrap_fast.shards.build import ShardJob, build_shards
+    from camtrap_fast.shards.encode import EncodeConfig
+
+    photos = sorted(p for source in SOURCES for p in (data_dir / source).iterdir() if p.suffix.lower() == ".jpg")
+    if len(photos) < images:
+        raise ValueError(f"only {len(photos)} photos in {data_dir}, asked for {images}")
+    folder = root / "photos"
+    for n, photo in enumerate(photos[:images]):
+        out = folder / f"class{n % classes}" / f"{n:03d}.jpg"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with Image.open(photo) as image:
+            image.draft("RGB", (4 * size, 4 * size))  # the source photos are up to 5 MP; keep the fixture fast
+            image.convert("RGB").save(out, quality=90)
+    job = ShardJob(
+        source=folder,
+        out=root / "shards",
+        encode=EncodeConfig(size=size),
+        split=SplitConfig(fractions=(1.0, 0.0, 0.0), group_by="none"),
+        shard_size=shard_size,
+        progress=False,
+    )
+    build_shards(job)
+    return load_manifest(root / "shards")
+
+
+def copy_shards(manifest: Manifest, dest: Path) -> Manifest:
+    shutil.copytree(manifest.root, dest)
+    return load_manifest(dest)
+
+
+def overwrite_payload(manifest: Manifest, sample: int, at: int, data: bytes, split: str = "train") -> tuple[Path, str]:
+    """Overwrite bytes of one sample's JPEG inside its tar; returns (shard path, key)."""
+    index = manifest.load_index(split)
+    shard = manifest.root / index.shards[int(index.shard_ids[sample])]
+    offset = int(index.offsets[sample]) + (at if at >= 0 else int(index.sizes[sample]) + at)
+    with open(shard, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+    return shard, index.key(sample)
+
+
+def truncate_in(manifest: Manifest, sample: int, keep: int = 100, split: str = "train") -> tuple[Path, str]:
+    """Cut the tar holding `sample` off `keep` bytes into that sample's JPEG; returns (shard path, key)."""
+    index = manifest.load_index(split)
+    shard = manifest.root / index.shards[int(index.shard_ids[sample])]
+    with open(shard, "r+b") as f:
+        f.truncate(int(index.offsets[sample]) + keep)
+    return shard, index.key(sample)
+
+
+def payload(manifest: Manifest, sample: int, split: str = "train") -> bytes:
+    """A sample's JPEG read with tarfile, independently of the readers under test."""
+    index = manifest.load_index(split)
+    with tarfile.open(manifest.root / index.shards[int(index.shard_ids[sample])]) as tar:
+        return tar.extractfile(f"{index.key(sample)}.jpg").read()
