@@ -1,0 +1,193 @@
+"""`camtrap-fast eval`: metrics for any model's predictions CSV, or for a training run directory."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+
+INTEGER = re.compile(r"[+-]?\d+")
+REQUIRED_COLUMNS = ("true", "predicted")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="metrics, per-class table and confusion matrix for a predictions CSV or a training run",
+        description="Evaluate predictions. Either give a training run directory (RUN), or --predictions with a "
+        "CSV of columns true,predicted (class names or integer indices; optional key and confidence columns) "
+        "and --out for the metrics directory.",
+    )
+    parser.add_argument("run", nargs="?", type=Path, metavar="RUN", help="a training run directory")
+    parser.add_argument("--split", choices=("test", "val"), help="with RUN: which split to evaluate (default test)")
+    parser.add_argument("--predictions", type=Path, metavar="FILE.csv", help="predictions CSV to evaluate")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="with --predictions: where to write the metrics")
+    parser.add_argument("--classes", metavar="A,B,C",
+                        help="with --predictions: class names in index order (default: inferred from the file)")
+    parser.add_argument("--train-counts", type=Path, metavar="FILE.json",
+                        help='with --predictions: training counts {class: count} or {"train": {class: count}}, '
+                        "for rarest/commonest-class accuracy and the Count (Train) column")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.run is None) == (args.predictions is None):
+        raise UserError("give either a run directory (RUN) or --predictions FILE.csv, not both or neither")
+    if args.run is not None:
+        given = [flag for flag, value in (("--out", args.out), ("--classes", args.classes),
+                                          ("--train-counts", args.train_counts)) if value is not None]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply with --predictions; a run directory knows its classes")
+        return _evaluate_run(args.run, args.split or "test")
+    if args.split is not None:
+        raise UserError("--split only applies with a run directory")
+    if args.out is None:
+        raise UserError("--predictions needs --out DIR for the metrics")
+    return _evaluate_predictions(args)
+
+
+def _evaluate_run(run_dir: Path, split: str) -> int:
+    try:
+        from camtrap_fast.train import evaluate_run
+    except ModuleNotFoundError as error:
+        if error.name != "camtrap_fast.train":
+            raise
+        raise UserError("evaluating a run directory needs the train module") from None
+    evaluate_run(run_dir, split)
+    return 0
+
+
+def _evaluate_predictions(args: argparse.Namespace) -> int:
+    from camtrap_fast.metrics import Predictions, compute_metrics
+    from camtrap_fast.report import write_report
+
+    path: Path = args.predictions
+    columns = read_prediction_columns(path)
+    counts = None if args.train_counts is None else read_train_counts(args.train_counts)
+    if args.classes is not None:
+        class_names = [name.strip() for name in args.classes.split(",")]
+        if not all(class_names) or len(set(class_names)) != len(class_names):
+            raise UserError(f"--classes {args.classes!r}: give distinct, non-empty names separated by commas")
+    elif counts is not None:
+        class_names = list(counts)
+    else:
+        class_names = None
+    class_names, y_true, y_pred = encode_labels(path, columns["true"], columns["predicted"], class_names)
+    train_counts = None
+    if counts is not None:
+        missing = [name for name in class_names if name not in counts]
+        if missing:
+            raise UserError(f"{args.train_counts}: no training count for class {missing[0]!r}")
+        train_counts = [counts[name] for name in class_names]
+    confidence = None
+    if "confidence" in columns:
+        confidence = _parse_confidence(path, columns["confidence"])
+    predictions = Predictions(y_true, y_pred, keys=tuple(columns["key"]) if "key" in columns else None,
+                              confidence=confidence)
+    metrics = compute_metrics(y_true, y_pred, class_names, train_counts)
+    write_report(args.out, metrics, class_names, predictions=predictions,
+                 extra={"source": {"predictions": str(path)}})
+    print(f"{metrics.num_samples} predictions, {len(class_names)} classes: accuracy {metrics.accuracy:.4f}, "
+          f"macro F1 {metrics.macro_f1:.4f} -> {args.out}")
+    return 0
+
+
+def read_prediction_columns(path: Path) -> dict[str, list[str]]:
+    """{column: values} for the columns eval uses; at least true and predicted, and one row."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = [name.strip() for name in next(reader, [])]
+            rows = list(reader)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such predictions file") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path}: cannot read CSV ({error})") from None
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise UserError(f"{path}: missing column {missing[0]!r}; the header must name true,predicted "
+                        f"(and optionally key,confidence), found {','.join(header) or 'nothing'}")
+    wanted = {name: header.index(name) for name in ("key", "true", "predicted", "confidence") if name in header}
+    rows = [row for row in rows if any(cell.strip() for cell in row)]  # blank lines
+    if not rows:
+        raise UserError(f"{path}: no predictions (the file has a header but no rows)")
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise UserError(f"{path}: row {number} has {len(row)} fields, the header {len(header)}")
+    return {name: [row[i].strip() for row in rows] for name, i in wanted.items()}
+
+
+def encode_labels(path: Path, true: list[str], predicted: list[str], class_names: list[str] | None):
+    """(class_names, y_true, y_pred) with integer labels; values are all class names or all indices.
+
+    With known class names, a value that names a class is a name; otherwise it must be an index.
+    """
+    import numpy as np
+
+    values = [*true, *predicted]
+    known = set(class_names or ())
+    is_index = [bool(INTEGER.fullmatch(value)) for value in values]
+    if class_names is not None and all(value in known for value in values):
+        as_names = True
+    elif all(is_index):
+        as_names = False
+    elif any(i and value not in known for i, value in zip(is_index, values)):
+        first = next(value for i, value in zip(is_index, values) if i and value not in known)
+        raise UserError(f"{path}: labels mix class names and integer indices (e.g. {first!r}); use one kind")
+    else:
+        as_names = True
+    if as_names:
+        if class_names is None:
+            class_names = sorted(set(values))
+        index = {name: i for i, name in enumerate(class_names)}
+        for number, value in enumerate(values):
+            if value not in index:
+                row = number % len(true) + 2
+                known = ", ".join(class_names[:10]) + (", ..." if len(class_names) > 10 else "")
+                raise UserError(f"{path}: unknown class {value!r} (row {row}); known classes: {known}")
+        codes = np.fromiter((index[value] for value in values), dtype=np.int64, count=len(values))
+    else:
+        codes = np.array([int(value) for value in values], dtype=np.int64)
+        if class_names is None:
+            if codes.min() < 0:
+                raise UserError(f"{path}: class index {codes.min()} is negative")
+            class_names = [str(i) for i in range(int(codes.max()) + 1)]
+        bad = (codes < 0) | (codes >= len(class_names))
+        if bad.any():
+            raise UserError(f"{path}: class index {codes[bad][0]} is outside 0..{len(class_names) - 1} "
+                            f"({len(class_names)} classes)")
+    return list(class_names), codes[: len(true)], codes[len(true):]
+
+
+def _parse_confidence(path: Path, cells: list[str]):
+    import numpy as np
+
+    confidence = np.full(len(cells), np.nan)
+    for i, cell in enumerate(cells):
+        if cell:
+            try:
+                confidence[i] = float(cell)
+            except ValueError:
+                raise UserError(f"{path}: confidence {cell!r} (row {i + 2}) is not a number") from None
+    return confidence
+
+
+def read_train_counts(path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such train-counts file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path}: cannot read JSON class counts ({error})") from None
+    if isinstance(data, dict) and isinstance(data.get("train"), dict):
+        data = data["train"]
+    if not isinstance(data, dict) or not data:
+        raise UserError(f'{path}: expected a JSON object {{class: count}} or {{"train": {{class: count}}}}')
+    for name, count in data.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UserError(f"{path}: class {name!r} has count {count!r}; counts must be whole numbers >= 0")
+    return data

@@ -1,0 +1,444 @@
+"""Phase 2 on cached features: extract pooled features once, then retrain only the linear head with Adam
+on the original (imbalanced) distribution, early-stopping on validation macro F1.
+
+Speed: 155k x 512 features, 52 classes, batch 64 and 30 epochs are 72,780 sequential Adam steps of
+two tiny matmuls each (2 x 64 x 512 x 52 multiply-adds, about 0.5 TFLOP in all). On a CPU the cost of
+a per-step autograd graph, loss module and optimizer in Python exceeds the matmuls, so the loop here:
+- folds the bias into the weight as an extra input column of ones, so one matmul gives logits and one
+  gives the whole gradient (weight and bias) without autograd: d loss / d logits is closed-form;
+- keeps weight, gradient and Adam moments as single flat tensors updated by one fused Adam kernel;
+- keeps the gradient batch_size times too large and scales Adam's eps to match (the same updates),
+  which saves a division per step;
+- gathers each epoch's shuffled rows in chunks into a reused buffer and takes batches as views of it
+  that are made once: no per-step indexing, allocation or view creation;
+- keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
+What remains per step is two matmuls, a softmax, a scatter and the Adam kernel; the matmuls dominate.
+It computes what `train_head_reference` computes with nn.Linear + loss module + torch.optim.Adam
+(tests check they agree); use that one to read the math.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from camtrap_fast.losses import FOCAL_MIN_MARGIN, FocalLoss, LossConfig, build_loss
+from camtrap_fast.metrics import macro_f1
+
+log = logging.getLogger(__name__)
+
+# Batches gathered at a time: large enough that the per-chunk work (gather, loss bookkeeping) is small
+# per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
+CHUNK_BATCHES = 32
+ROW_ALIGN = 8  # fp32 values: 32 bytes
+# Rows per matmul when predicting the validation set.
+EVAL_ROWS = 16384
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Phase-2 head training. patience: epochs without a better validation macro F1 before stopping
+    (None: train all epochs). num_threads: torch CPU threads for the training loop; None means 1,
+    because its matmuls are too small to gain from more threads, and OpenMP threads that share their
+    cores with other work can stall each step by milliseconds.
+
+    loss: a LossConfig (class weights then come from the training labels' counts) or a module made by
+    losses.make_loss (nn.CrossEntropyLoss with mean reduction, or FocalLoss), used with its own weights.
+    """
+
+    epochs: int = 30
+    lr: float = 1e-3
+    batch_size: int = 64
+    patience: int | None = 5
+    seed: int = 0
+    loss: LossConfig | nn.Module = field(default_factory=LossConfig)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
+        if not self.lr > 0 or not self.eps > 0:
+            raise ValueError(f"lr ({self.lr}) and eps ({self.eps}) must be > 0")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None (no early stopping), got {self.patience}")
+        if not all(0 <= beta < 1 for beta in self.betas) or len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads}")
+        if not isinstance(self.loss, LossConfig):
+            _loss_terms_of_module(self.loss)  # raises for a loss the fused loop cannot compute
+
+
+@dataclass(frozen=True)
+class _LossTerms:
+    """What the closed-form gradient needs: d loss_i / d logits_i = s_i * c_i * (softmax_i - onehot_i), with
+    c_i the focal factor (1 for gamma 0) and s_i = w_y / sum of the batch's w_y (weighted mean) or
+    w_y / batch size (plain mean; w = 1 when class_weights is None)."""
+
+    gamma: float = 0.0
+    class_weights: torch.Tensor | None = None
+    weighted_mean: bool = False
+
+
+def _loss_terms_of_module(loss: nn.Module) -> _LossTerms:
+    if isinstance(loss, FocalLoss):
+        return _LossTerms(loss.gamma, None if loss.alpha is None else loss.alpha.detach().float().cpu())
+    if type(loss) is nn.CrossEntropyLoss:
+        if loss.reduction != "mean" or loss.label_smoothing != 0 or loss.ignore_index >= 0:
+            raise ValueError("the fused head loop supports nn.CrossEntropyLoss with mean reduction, no label "
+                             "smoothing and no ignore_index; use a LossConfig or change the loss")
+        weight = loss.weight
+        return _LossTerms(0.0, None if weight is None else weight.detach().float().cpu(), weight is not None)
+    raise ValueError(f"the fused head loop cannot compute {type(loss).__name__}; use a LossConfig, "
+                     "nn.CrossEntropyLoss or losses.FocalLoss")
+
+
+def _loss_terms(loss: LossConfig | nn.Module, class_counts: np.ndarray) -> _LossTerms:
+    if not isinstance(loss, LossConfig):
+        return _loss_terms_of_module(loss)
+    weights = loss.per_class_weights(class_counts)
+    if loss.name == "focal":
+        return _LossTerms(loss.focal_gamma, weights)
+    return _LossTerms(0.0, weights, loss.name == "weighted-ce")
+
+
+def _loss_module(loss: LossConfig | nn.Module, class_counts: np.ndarray) -> nn.Module:
+    return build_loss(loss, class_counts) if isinstance(loss, LossConfig) else loss
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One line of the training history; epoch 0 is the starting head, before any step."""
+
+    epoch: int
+    train_loss: float | None
+    val_macro_f1: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HeadResult:
+    """head_state loads into the head (nn.Linear.load_state_dict); best_epoch counts from 1."""
+
+    head_state: dict[str, torch.Tensor]
+    best_epoch: int
+    best_val_macro_f1: float
+    seconds: float
+    history: tuple[EpochRecord, ...]
+
+
+def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch (int64), seeded by (seed, epoch)."""
+    return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(num_samples))
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(num_threads or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _check_inputs(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, role: str) -> None:
+    if features.ndim != 2 or features.shape[1] != head.in_features:
+        raise ValueError(f"{role} features have shape {tuple(features.shape)}; the head expects N x {head.in_features}")
+    if not features.is_floating_point():
+        raise ValueError(f"{role} features must be floating point (fp16/bf16/fp32), got {features.dtype}")
+    if labels.shape != (features.shape[0],):
+        raise ValueError(f"{role} labels have shape {tuple(labels.shape)}; "
+                         f"give one label per feature row ({features.shape[0]})")
+    if len(labels) and (labels.min() < 0 or labels.max() >= head.out_features):
+        raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
+
+
+class _FusedHead:
+    """Weight, gradient and Adam state of a linear head as flat tensors, and the fused training epoch."""
+
+    def __init__(self, head: nn.Linear, config: HeadConfig, terms: _LossTerms, device: torch.device):
+        self.config, self.terms = config, terms
+        self.in_features, self.num_classes = d, c = head.in_features, head.out_features
+        # Columns: D feature weights, the bias (its input is a constant 1), then zeros up to a multiple of 8,
+        # so that every row starts 32-byte aligned (about 7% faster matmuls). The padding's inputs are 0,
+        # so its gradient is 0 and Adam leaves its weights at 0: the result is exactly the unpadded one.
+        width = -(-(d + 1) // ROW_ALIGN) * ROW_ALIGN
+        self.theta = torch.zeros(c * width, device=device)
+        self.weight = self.theta.view(c, width)
+        self.weight[:, :d].copy_(head.weight.detach())
+        if head.bias is not None:
+            self.weight[:, d].copy_(head.bias.detach())
+        self.grad = torch.zeros_like(self.theta)
+        self.grad_w = self.grad.view(c, width)
+        self.exp_avg = torch.zeros_like(self.theta)
+        self.exp_avg_sq = torch.zeros_like(self.theta)
+        self.steps_done = 0
+        self.class_weights = None
+        if terms.class_weights is not None:
+            if terms.class_weights.shape != (self.num_classes,):
+                raise ValueError(f"the loss has {len(terms.class_weights)} class weights "
+                                 f"for a head of {self.num_classes} classes")
+            self.class_weights = terms.class_weights.to(device=device, dtype=torch.float32)
+        self.zero = torch.zeros((), device=device)
+        chunk = CHUNK_BATCHES * config.batch_size
+        self.inputs = torch.zeros(chunk, width, device=device)
+        self.inputs[:, d] = 1.0  # the bias input
+        self.targets = torch.empty(chunk, 1, dtype=torch.int64, device=device)
+        self.staging: torch.Tensor | None = None  # rows in the features' dtype, when that is not fp32
+        self.logits = torch.empty(chunk, self.num_classes, device=device)
+        self.dlogits = torch.empty(chunk, self.num_classes, device=device)
+        self.row_scale = torch.empty(chunk, 1, device=device)
+        self.minus_one = torch.full((config.batch_size, 1), -1.0, device=device)
+        # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
+        self.full_chunk_batches = self._batch_views(chunk)
+
+    def _batch_views(self, n: int) -> list[tuple[torch.Tensor, ...]]:
+        """Per batch of the chunk's first n rows: (inputs, targets, logits, dlogits, dlogits^T, row_scale) views."""
+        b = self.config.batch_size
+        views = [buffer[:n].split(b) for buffer in (self.inputs, self.targets, self.logits, self.dlogits)]
+        views.append(self.dlogits[:n].t().split(b, dim=1))
+        views.append(self.row_scale[:n].split(b))
+        return list(zip(*views))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        d = self.in_features
+        return {"weight": self.weight[:, :d].contiguous().cpu(), "bias": self.weight[:, d].contiguous().cpu()}
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features]
+        parts = [torch.addmm(bias, rows.float(), weight_t).argmax(1) for rows in features.split(EVAL_ROWS)]
+        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
+    def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
+        n = len(indices)
+        d = self.in_features
+        if features.dtype == torch.float32:
+            torch.index_select(features, 0, indices, out=self.inputs[:n, :d])
+        else:  # gather in the storage dtype (less memory traffic), widen once per chunk
+            if self.staging is None or self.staging.dtype != features.dtype:
+                self.staging = torch.empty(len(self.inputs), features.shape[1], dtype=features.dtype,
+                                           device=features.device)
+            torch.index_select(features, 0, indices, out=self.staging[:n])
+            self.inputs[:n, :d].copy_(self.staging[:n])
+        torch.index_select(labels, 0, indices, out=self.targets[:n, 0])
+        return n
+
+    def _batch_sums(self, values: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(per-batch sums of values, batch index of each row) for the chunk's n rows."""
+        batch = torch.arange(n, device=values.device) // self.config.batch_size
+        sums = torch.zeros(-(-n // self.config.batch_size), device=values.device, dtype=values.dtype)
+        return sums.index_add_(0, batch, values), batch
+
+    def _static_row_scale(self, n: int) -> None:
+        """batch_size * s_i for the chunk when s_i does not depend on the logits (see _LossTerms)."""
+        weight = self.class_weights[self.targets[:n, 0]]
+        if self.terms.weighted_mean:
+            totals, batch = self._batch_sums(weight, n)
+        else:
+            totals, batch = self._batch_sums(torch.ones_like(weight), n)
+        torch.mul(weight / totals[batch], self.config.batch_size, out=self.row_scale[:n, 0])
+
+    def _chunk_loss(self, n: int) -> torch.Tensor:
+        """Sum over the chunk's batches of each batch's loss, from the logits kept for the chunk."""
+        logits, targets = self.logits[:n], self.targets[:n, 0]
+        log_p = torch.log_softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)  # half logsumexp's cost
+        per_row = -log_p
+        if self.terms.gamma != 0:
+            per_row = per_row * (-torch.expm1(log_p)).clamp_min(FOCAL_MIN_MARGIN).pow(self.terms.gamma)
+        weight = torch.ones_like(per_row) if self.class_weights is None else self.class_weights[targets]
+        totals, batch = self._batch_sums(weight * per_row, n)
+        divisors, _ = self._batch_sums(weight if self.terms.weighted_mean else torch.ones_like(weight), n)
+        return (totals / divisors).sum()
+
+    def train_epoch(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
+        """One pass over `order`; returns the mean of the batch losses.
+
+        The gradient is kept batch_size times the loss's (no division per step) and Adam's eps is scaled
+        to match: Adam's update is invariant to a constant gradient scale apart from eps, so
+        eps * batch_size gives exactly the updates of the unscaled gradient.
+        """
+        config, b = self.config, self.config.batch_size
+        beta1, beta2 = config.betas
+        eps = config.eps * b
+        dynamic_scale = self.terms.gamma != 0
+        static_scale = self.class_weights is not None and not dynamic_scale
+        num_batches = -(-len(order) // b)
+        # Adam's step counts as 0-dim views of one tensor: one allocation per epoch, none per step.
+        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
+                                   dtype=torch.float32, device=self.theta.device).unbind(0)
+        loss_sum = self.zero.clone()
+        step = 0
+        weight_t = self.weight.t()
+        params, grads, exp_avgs, exp_avg_sqs = [self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq]
+        chunk = len(self.inputs)
+        for start in range(0, len(order), chunk):
+            n = self._load_chunk(features, labels, order[start : start + chunk])
+            if static_scale:
+                self._static_row_scale(n)
+            batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
+            for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
+                rows = len(inputs)
+                torch.mm(inputs, weight_t, out=logits)
+                torch._softmax(logits, 1, False, out=dlogits)
+                if dynamic_scale:
+                    self._focal_row_scale(logits, dlogits, targets, row_scale)
+                dlogits.scatter_add_(1, targets, self.minus_one if rows == b else self.minus_one[:rows])
+                if static_scale or dynamic_scale:
+                    dlogits.mul_(row_scale)
+                elif rows != b:  # a short last batch: its mean divides by rows, the others' by b
+                    dlogits.mul_(b / rows)
+                # gradient (x batch_size) = dlogits^T inputs, the bias column included
+                torch.mm(dlogits_t, inputs, out=self.grad_w)
+                torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], [step_counts[step]], lr=config.lr,
+                                   beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+                step += 1
+            loss_sum += self._chunk_loss(n)
+        self.steps_done += num_batches
+        return float(loss_sum) / num_batches
+
+    def _focal_row_scale(self, logits, probabilities, targets, row_scale) -> None:
+        """batch_size * s_i * c_i for focal loss: c = (1-p)^gamma - gamma * p * (1-p)^(gamma-1) * log p, with p the
+        probability of the true class (the derivative of -(1-p)^gamma log p through the softmax)."""
+        gamma = self.terms.gamma
+        log_p = logits.gather(1, targets) - torch.logsumexp(logits, 1, keepdim=True)
+        p = probabilities.gather(1, targets)
+        margin = (-torch.expm1(log_p)).clamp_min_(FOCAL_MIN_MARGIN)
+        c = margin.pow(gamma - 1.0).mul_(torch.addcmul(margin, p, log_p, value=-gamma))
+        if self.class_weights is not None:
+            c.mul_(self.class_weights[targets])
+        torch.mul(c, self.config.batch_size / len(logits), out=row_scale)
+
+
+def _evaluate(trainer: _FusedHead, features: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    predicted = trainer.predict(features).cpu().numpy()
+    truth = labels.cpu().numpy()
+    accuracy = float((predicted == truth).mean()) if len(truth) else 0.0
+    return macro_f1(truth, predicted, trainer.num_classes), accuracy
+
+
+def train_head(
+    head: nn.Linear,
+    train_features: torch.Tensor,
+    train_labels: torch.Tensor,
+    val_features: torch.Tensor | None,
+    val_labels: torch.Tensor | None,
+    config: HeadConfig = HeadConfig(),
+) -> HeadResult:
+    """Retrain `head` (left unmodified) on cached features with a fresh Adam; keep the epoch with the best
+    validation macro F1 and stop after `patience` epochs without improvement.
+
+    Runs on the device the training features are on. A LossConfig's class weights come from the training
+    labels' counts, i.e. the original distribution. The starting head is evaluated as epoch 0 for the
+    history but is never the result: phase 2 always returns a retrained head. Without validation data
+    (None) every epoch runs and the last one is kept; best_val_macro_f1 is then NaN.
+    """
+    started = time.perf_counter()
+    device = train_features.device
+    train_labels = train_labels.to(device=device, dtype=torch.int64)
+    _check_inputs(head, train_features, train_labels, "training")
+    has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
+    if has_val:
+        _check_inputs(head, val_features, val_labels, "validation")
+    if len(train_labels) == 0:
+        raise ValueError("no training features; phase 2 needs at least one labelled feature row")
+    if has_val:
+        val_features = val_features.to(device)
+    counts = torch.bincount(train_labels, minlength=head.out_features).cpu().numpy()
+    terms = _loss_terms(config.loss, counts)
+    with _torch_threads(config.num_threads, device), torch.no_grad():
+        trainer = _FusedHead(head, config, terms, device)
+        features = train_features.contiguous()
+        nan = float("nan")
+        val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
+        history = [EpochRecord(0, None, val_f1, val_accuracy, time.perf_counter() - started)]
+        best_state, best_epoch, best_f1, stale = None, 0, nan, 0
+        for epoch in range(1, config.epochs + 1):
+            epoch_started = time.perf_counter()
+            order = epoch_order(len(train_labels), config.seed, epoch).to(device)
+            train_loss = trainer.train_epoch(features, train_labels, order)
+            val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
+            history.append(EpochRecord(epoch, train_loss, val_f1, val_accuracy, time.perf_counter() - epoch_started))
+            log.debug("head epoch %d: loss %.4f, val macro F1 %.4f", epoch, train_loss, val_f1)
+            if not has_val or best_state is None or val_f1 > best_f1:
+                best_state, best_epoch, best_f1, stale = trainer.state(), epoch, val_f1, 0
+            else:
+                stale += 1
+                if config.patience is not None and stale >= config.patience:
+                    break
+    return HeadResult(best_state, best_epoch, best_f1, time.perf_counter() - started, tuple(history))
+
+
+def train_head_reference(
+    head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, config: HeadConfig, epochs: int
+) -> tuple[dict[str, torch.Tensor], list[float]]:
+    """The plain loop train_head's fused epochs must match: nn.Linear, the loss module, torch.optim.Adam, one
+    step per batch of the same shuffled order. No validation or early stopping. For tests and benchmarks.
+    Runs on the CPU with the same thread count as train_head. Returns the head's state and each epoch's
+    mean batch loss."""
+    model = nn.Linear(head.in_features, head.out_features)
+    model.load_state_dict(head.state_dict())
+    features, labels = features.cpu(), labels.cpu().to(torch.int64)
+    loss_fn = _loss_module(config.loss, torch.bincount(labels, minlength=head.out_features).numpy())
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
+    epoch_losses = []
+    with _torch_threads(config.num_threads, torch.device("cpu")):
+        for epoch in range(1, epochs + 1):
+            order = epoch_order(len(labels), config.seed, epoch)
+            losses = []
+            for start in range(0, len(order), config.batch_size):
+                batch = order[start : start + config.batch_size]
+                optimizer.zero_grad()
+                loss = loss_fn(model(features[batch].float()), labels[batch])
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.detach())
+            epoch_losses.append(float(torch.stack(losses).mean()))
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, epoch_losses
+
+
+def extract_features(
+    backbone: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the frozen backbone over (inputs, labels) batches: fp16 features (N x D) and int64 labels, on the CPU.
+
+    prepare: applied to each batch on the device before the backbone (e.g. uint8 -> normalized float),
+    so only uint8 crosses the host-device boundary. An nn.Module backbone runs in eval mode.
+    """
+    device = torch.device(device)
+    non_blocking = device.type == "cuda"
+    modules = list(backbone.modules()) if isinstance(backbone, nn.Module) else []
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    features, labels = [], []
+    try:
+        with torch.inference_mode():
+            for inputs, targets in batches:
+                inputs = inputs.to(device, non_blocking=non_blocking)
+                if prepare is not None:
+                    inputs = prepare(inputs)
+                features.append(backbone(inputs).flatten(1).to(torch.float16).to("cpu", non_blocking=non_blocking))
+                labels.append(torch.as_tensor(targets).to(torch.int64).cpu())
+        if non_blocking:
+            torch.cuda.synchronize(device)
+    finally:
+        for m, mode in zip(modules, modes):
+            m.training = mode
+    if not features:
+        return torch.empty(0, 0, dtype=torch.float16), torch.empty(0, dtype=torch.int64)
+    return torch.cat(features), torch.cat(labels)

@@ -1,0 +1,127 @@
+"""Phase-2 head training: the fused loop equals the plain nn.Linear + Adam loop; early stopping keeps the best."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import camtrap_fast.head as head_module
+from camtrap_fast.head import HeadConfig, extract_features, train_head, train_head_reference
+from camtrap_fast.losses import LossConfig, make_loss
+from camtrap_fast.model import split_backbone_head
+
+N, D, C = 700, 24, 6
+
+
+@pytest.fixture(scope="module")
+def problem():
+    torch.manual_seed(0)
+    labels = torch.multinomial(torch.tensor([0.5, 0.25, 0.12, 0.08, 0.04, 0.01]), N, replacement=True)
+    features = torch.randn(C, D)[labels] + torch.randn(N, D)
+    val_labels = torch.arange(120) % C
+    val_features = torch.randn(C, D)[val_labels] + torch.randn(120, D)
+    return features, labels, val_features, val_labels, nn.Linear(D, C)
+
+
+LOSSES = [
+    LossConfig(),
+    LossConfig("weighted-ce"),
+    LossConfig("weighted-ce", class_weights="effective-number", beta=0.99),
+    LossConfig("focal", focal_gamma=2.0),
+    LossConfig("focal", focal_gamma=0.0, focal_alpha="inverse-frequency"),
+    LossConfig("focal", focal_gamma=0.5, focal_alpha=0.25),
+]
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda c: f"{c.name}-g{c.focal_gamma}-{c.focal_alpha}-{c.class_weights}")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_fused_matches_reference(problem, loss, dtype):
+    features, labels, _, _, head = problem
+    features = features.to(dtype)
+    config = HeadConfig(epochs=3, batch_size=64, patience=None, loss=loss, lr=3e-3)
+    reference, reference_losses = train_head_reference(head, features, labels, config, epochs=3)
+    result = train_head(head, features, labels, None, None, config)
+    assert result.best_epoch == 3
+    torch.testing.assert_close(result.head_state["weight"], reference["weight"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(result.head_state["bias"], reference["bias"], rtol=0, atol=1e-5)
+    fused_losses = [record.train_loss for record in result.history[1:]]
+    assert fused_losses == pytest.approx(reference_losses, abs=1e-5)
+
+
+def test_partial_chunks_and_batches(problem, monkeypatch):
+    features, labels, _, _, head = problem
+    monkeypatch.setattr(head_module, "CHUNK_BATCHES", 3)  # 700 rows: chunks of 192, 192, 192, 124 (64 + 60)
+    config = HeadConfig(epochs=2, batch_size=64, patience=None, loss=LossConfig("weighted-ce"))
+    reference, _ = train_head_reference(head, features, labels, config, epochs=2)
+    result = train_head(head, features, labels, None, None, config)
+    torch.testing.assert_close(result.head_state["weight"], reference["weight"], rtol=0, atol=1e-5)
+
+
+def test_loss_module_from_make_loss_equals_loss_config(problem):
+    features, labels, val_features, val_labels, head = problem
+    counts = torch.bincount(labels, minlength=C).numpy()
+    config = LossConfig("focal", focal_alpha="inverse-frequency")
+    module = make_loss("focal", counts, focal_alpha="inverse-frequency")
+    by_config = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, loss=config))
+    by_module = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, loss=module))
+    torch.testing.assert_close(by_module.head_state["weight"], by_config.head_state["weight"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="cannot compute"):
+        HeadConfig(loss=nn.MSELoss())
+
+
+def test_early_stopping_keeps_the_best_epoch(problem, monkeypatch):
+    features, labels, val_features, val_labels, head = problem
+    scripted = iter([0.2, 0.5, 0.7, 0.6, 0.65, 0.69, 0.9])  # epoch 0 (the start), 1, 2, ...
+    monkeypatch.setattr(head_module, "_evaluate", lambda *_: (next(scripted), 0.5))
+    config = HeadConfig(epochs=10, patience=3, lr=3e-3)
+    result = train_head(head, features, labels, val_features, val_labels, config)
+    assert [r.epoch for r in result.history] == [0, 1, 2, 3, 4, 5]  # stopped 3 epochs after the best
+    assert result.best_epoch == 2 and result.best_val_macro_f1 == 0.7
+    after_two, _ = train_head_reference(head, features, labels, config, epochs=2)
+    torch.testing.assert_close(result.head_state["weight"], after_two["weight"], rtol=0, atol=1e-5)
+
+
+def test_real_validation_and_history(problem):
+    features, labels, val_features, val_labels, head = problem
+    before = head.weight.detach().clone()
+    result = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=4, patience=None, lr=1e-2))
+    torch.testing.assert_close(head.weight.detach(), before, rtol=0, atol=0)  # the given head is not modified
+    assert len(result.history) == 5 and result.history[0].train_loss is None
+    assert result.best_val_macro_f1 == max(r.val_macro_f1 for r in result.history[1:])
+    assert result.best_val_macro_f1 > result.history[0].val_macro_f1  # random start vs trained
+    assert result.head_state["weight"].shape == (C, D) and result.seconds > 0
+    nn.Linear(D, C).load_state_dict(result.head_state)
+
+
+def test_bad_inputs(problem):
+    features, labels, _, _, head = problem
+    with pytest.raises(ValueError, match="N x 24"):
+        train_head(head, features[:, :5], labels, None, None)
+    with pytest.raises(ValueError, match="class indices"):
+        train_head(head, features, labels + C, None, None)
+    with pytest.raises(ValueError, match="patience"):
+        HeadConfig(patience=0)
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten(), nn.Dropout(0.5))
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, inputs):
+        return self.fc(self.body(inputs))
+
+
+def test_extract_features():
+    model = TinyNet().train()
+    backbone, head = split_backbone_head(model)
+    batches = [(torch.randn(2, 3, 16, 16), torch.tensor([0, 2])), (torch.randn(1, 3, 16, 16), [1])]
+    features, labels = extract_features(backbone, batches, "cpu", prepare=lambda x: x * 2)
+    assert features.shape == (3, 8) and features.dtype == torch.float16
+    assert labels.tolist() == [0, 2, 1] and model.training  # eval only while extracting
+    with torch.no_grad():
+        expected = backbone.eval()(batches[0][0] * 2)  # eval: BatchNorm running stats, no dropout
+    torch.testing.assert_close(features[:2].float(), expected, rtol=1e-3, atol=1e-3)
