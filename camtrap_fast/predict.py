@@ -1,0 +1,100 @@
+"""Classify new photos with a trained run: any size, EXIF-rotated, CMYK, grayscale; bad files listed, not fatal.
+
+Each photo goes through exactly what training images went through: the shard
+step's resize-and-re-encode (`encode_image`), then the eval transform.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.pipelines import LoaderConfig, to_inputs
+from camtrap_fast.pipelines.pil_backend import eval_image
+from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected, encode_image
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: tuple[tuple[str, float], ...]  # (class, probability), best first; empty when the file was rejected
+    error: str = ""
+
+
+def list_images(paths: list[Path]) -> list[Path]:
+    """Files as given, and every non-hidden file below a given folder (non-images are reported, not skipped)."""
+    out = []
+    for path in paths:
+        if path.is_dir():
+            out += sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            out.append(path)  # a missing file is reported as such by encode_image
+    if not out:
+        raise UserError(f"no files to classify in {', '.join(map(str, paths))}")
+    return out
+
+
+def eval_inputs(jpegs: list[bytes], crop_size: int, device: torch.device) -> torch.Tensor:
+    """The loaders' eval transform (shorter side to crop*256/224, centre crop), normalized on the device."""
+    config = LoaderConfig(mode="eval", image_size=crop_size, device=device.type, workers=0)
+    images = torch.from_numpy(np.stack([eval_image(data, config) for data in jpegs]))
+    return to_inputs(images, device).contiguous()
+
+
+@torch.inference_mode()
+def predict_files(model, classes: list[str], files: list[Path], preprocessing: dict, top_k: int = 5,
+                  batch_size: int = 64, device: torch.device = torch.device("cpu")) -> list[Prediction]:
+    encode = EncodeConfig(size=preprocessing["shard_size"], quality=preprocessing.get("shard_quality", 90))
+    crop = preprocessing["image_size"]
+    k = max(1, min(top_k, len(classes)))
+    results: dict[int, Prediction] = {}
+    pending: list[tuple[int, bytes]] = []
+
+    def flush():
+        if not pending:
+            return
+        inputs = eval_inputs([data for _, data in pending], crop, device)
+        probs = torch.softmax(model(inputs).float(), dim=1).cpu()
+        values, indices = probs.topk(k, dim=1)
+        for (i, _), vals, idx in zip(pending, values.tolist(), indices.tolist()):
+            results[i] = Prediction(str(files[i]), tuple((classes[c], p) for c, p in zip(idx, vals)))
+        pending.clear()
+
+    for i, path in enumerate(files):
+        try:
+            pending.append((i, encode_image(str(path), encode)))
+        except EncodeRejected as rejected:
+            results[i] = Prediction(str(path), (), f"{rejected.reason}: {rejected.detail}")
+        if len(pending) == batch_size:
+            flush()
+    flush()
+    return [results[i] for i in range(len(files))]
+
+
+def write_predictions(out: Path, predictions: list[Prediction], top_k: int) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "predicted", "confidence", f"top{top_k}", "error"])
+        for p in predictions:
+            best = p.top[0] if p.top else ("", float("nan"))
+            writer.writerow([p.path, best[0], f"{best[1]:.4f}" if p.top else "",
+                             ";".join(f"{c}:{v:.4f}" for c, v in p.top), p.error])
+    os.replace(tmp, out)
+
+
+def load_preprocessing(run: Path) -> dict:
+    try:
+        return json.loads((run / "preprocessing.json").read_text())
+    except FileNotFoundError:
+        raise UserError(f"{run}: not a camtrap-fast training run (no preprocessing.json)") from None
+
+

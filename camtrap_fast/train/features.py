@@ -1,0 +1,88 @@
+"""Phase 2's feature cache: the frozen backbone runs once per split; the head trains on these tensors.
+
+Features are stored fp16 (half the disk and memory; the head upcasts) and tagged
+with a hash of the backbone checkpoint, the shards and the eval transform, so a
+cache made by another model or from other data is never used by mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.head import extract_features
+from camtrap_fast.train.loops import autocast_for, model_layout
+
+log = logging.getLogger(__name__)
+
+
+class StaleFeatureCache(UserError):
+    """The cache on disk was made by another checkpoint, other shards or another transform."""
+
+
+@dataclass(frozen=True)
+class FeatureCache:
+    features: torch.Tensor  # float16, N x D, in the split's index order
+    labels: torch.Tensor  # int64
+    tag: str
+    seconds: float = 0.0  # extraction time; 0 when loaded from disk
+
+
+def feature_tag(checkpoint: Path, shards_fingerprint: str, split: str, transform: str) -> str:
+    digest = hashlib.sha256()
+    with open(checkpoint, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(f"|{shards_fingerprint}|{split}|{transform}".encode())
+    return digest.hexdigest()[:32]
+
+
+def extract_to_cache(backbone, loader, num_samples: int, device: torch.device, tag: str) -> FeatureCache:
+    """One pass of the frozen backbone over a split, in index order (eval transform, no augmentation)."""
+    start = time.perf_counter()
+    with autocast_for(device):
+        features, labels = extract_features(backbone, loader.epoch(np.arange(num_samples, dtype=np.int64), 0), device,
+                                            prepare=lambda inputs: model_layout(inputs, device))
+    return FeatureCache(features, labels, tag, time.perf_counter() - start)
+
+
+def save_features(path: Path, cache: FeatureCache) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"features": cache.features, "labels": cache.labels, "tag": cache.tag}, tmp)
+    os.replace(tmp, path)
+
+
+def load_features(path: Path, expected_tag: str) -> FeatureCache | None:
+    """The cache at `path`; None if there is none; StaleFeatureCache if it was made from something else."""
+    if not path.exists():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        tag = data["tag"]
+    except Exception as error:  # a torn or foreign file: say which, never use it
+        raise StaleFeatureCache(f"{path}: unreadable feature cache ({type(error).__name__}); delete it") from None
+    if tag != expected_tag:
+        raise StaleFeatureCache(f"{path}: feature cache was made from another checkpoint or other shards")
+    return FeatureCache(data["features"], data["labels"], tag)
+
+
+def cached_features(path: Path, tag: str, extract) -> FeatureCache:
+    """Load the cache if it matches `tag`, else run `extract()` and store the result."""
+    try:
+        cache = load_features(path, tag)
+    except StaleFeatureCache as stale:
+        log.warning("%s; extracting again", stale)
+        cache = None
+    if cache is None:
+        cache = extract()
+        save_features(path, cache)
+    return cache
