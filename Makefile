@@ -22,20 +22,25 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(MAKE) --no-print-directory pillow-simd
 	touch $(STAMP)
 
-# pillow-simd replaces pillow (uninstall, then install; both provide `PIL`). Built with AVX2
-# where the CPU has it. If the build fails we fall back to pillow, loudly, rather than fail setup.
+# pillow-simd replaces pillow (both provide the `PIL` package, so pip must not see both: uninstall both,
+# then force-install pillow-simd). Built with AVX2 where the CPU has it. If the build fails we fall back
+# to pillow, loudly, rather than fail setup. Re-run after every dependency install: installing
+# torchvision pulls pillow back in over pillow-simd's files.
 .PHONY: pillow-simd
 pillow-simd:
-	@if $(BIN)/python -c "import PIL, sys; sys.exit(0 if '.post' in PIL.__version__ else 1)" 2>/dev/null; then \
+	@if $(BIN)/python -c "import PIL.Image, sys; sys.exit(0 if '.post' in PIL.__version__ else 1)" 2>/dev/null; then \
 		echo "pillow-simd already installed"; \
 	else \
 		flags=""; grep -qw avx2 /proc/cpuinfo && flags="-mavx2"; \
-		$(BIN)/python -m pip uninstall --quiet --yes pillow; \
-		if CC="cc $$flags" $(BIN)/python -m pip install --quiet --no-binary pillow-simd -c constraints.txt pillow-simd; then \
+		$(BIN)/python -m pip uninstall --quiet --yes pillow pillow-simd; \
+		if CC="cc $$flags" $(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+				--no-binary pillow-simd -c constraints.txt pillow-simd \
+			&& $(BIN)/python -c "import PIL.Image, PIL.features; assert PIL.features.check('jpg')"; then \
 			echo "pillow-simd installed (CC flags: $${flags:-none})"; \
 		else \
 			echo "WARNING: pillow-simd failed to build; falling back to pillow (slower resize)" >&2; \
-			$(BIN)/python -m pip install --quiet pillow; \
+			$(BIN)/python -m pip uninstall --quiet --yes pillow-simd; \
+			$(BIN)/python -m pip install --quiet --force-reinstall --no-deps pillow; \
 		fi; \
 	fi
 
