@@ -14,7 +14,6 @@ setup: $(STAMP)
 # them re-runs setup, and a finished setup is not repeated.
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt \
 		torch torchvision nvidia-dali-cuda130 webdataset numpy tqdm matplotlib \
 		pytest pytest-benchmark hypothesis scikit-learn
@@ -53,8 +52,16 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+# Each benchmark measures a baseline in the same run and prints ratios; bench/README.md records results.
+# bench/phase2.py needs a two-phase run: the demo's, made first if it is missing.
 bench: setup
+	$(BIN)/python -m pytest bench/test_micro.py --benchmark-only -q -p no:cacheprovider
 	$(BIN)/python bench/shard.py
+	$(BIN)/python bench/sampling.py
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/phase2_head.py
+	test -f $(DEMO)/runs/two-phase/phase2/metrics.json || $(MAKE) --no-print-directory demo
+	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks
