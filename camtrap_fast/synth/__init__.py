@@ -25,8 +25,9 @@ from PIL import Image
 
 from camtrap_fast import __version__
 from camtrap_fast.errors import UserError
+from camtrap_fast.synth.anatomy import Pose, silhouette_size
 from camtrap_fast.synth.counts import load_class_counts, scale_class_counts
-from camtrap_fast.synth.scene import Lighting, Location, Placement, Pose, make_location, render_frame, silhouette_size
+from camtrap_fast.synth.scene import Lighting, Location, Placement, make_location, render_frame
 from camtrap_fast.synth.species import SPECIES, Species, individualize
 
 __all__ = ["SynthConfig", "SynthSummary", "synthesize"]
