@@ -119,6 +119,9 @@ def test_bad_weights_file_is_a_clear_error(tiny_shards, tmp_path, cli):
     torch.save({"conv1.weight": torch.zeros(3)}, bad)
     code, _, err = cli("train", tiny_shards, "--out", tmp_path / "r", "--weights", bad, *TINY)
     assert code == 2 and str(bad) in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()  # nothing half-made to trip over on the corrected rerun
+    code, _, err = cli("train", tiny_shards, "--out", tmp_path / "r", "--sampling", "bogus", *TINY)
+    assert code == 2 and "valid forms" in err and not (tmp_path / "r").exists()
 
 
 def test_torchrun_two_cpu_processes(tiny_shards, tmp_path):

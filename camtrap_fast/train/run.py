@@ -66,15 +66,9 @@ def train(config: TrainConfig, progress: bool = True) -> dict:
 
 def _train(config: TrainConfig, manifest, device, world: World, progress: bool) -> dict:
     run = config.out
-    classes = list(manifest.classes)
     if world.is_main:
-        _prepare_run_dir(config)
-        (run / "classes.json").write_text(json.dumps(classes) + "\n")
-        # What predict must repeat on new photos, even after the shards are gone.
-        (run / "preprocessing.json").write_text(json.dumps(
-            {"shard_size": manifest.image_size, "shard_quality": manifest.quality,
-             "image_size": config.image_size}) + "\n")
-    barrier(world)
+        _check_run_dir(config)
+    classes = list(manifest.classes)
     torch.manual_seed(config.seed)
     train_index = manifest.load_index("train")
     train_counts = np.asarray(list(manifest.splits["train"].class_counts.values()), dtype=np.int64)
@@ -97,6 +91,17 @@ def _train(config: TrainConfig, manifest, device, world: World, progress: bool) 
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     phase1_targets = np.asarray(plan.target, dtype=np.int64)
     loss1 = _loss(config, phase1_targets).to(device)
+
+    # Only now, with every option checked (sampling, weights, loaders, loss), does the run directory appear:
+    # a mistake on the command line leaves nothing half-made behind.
+    if world.is_main:
+        _prepare_run_dir(config)
+        (run / "classes.json").write_text(json.dumps(classes) + "\n")
+        # What predict must repeat on new photos, even after the shards are gone.
+        (run / "preprocessing.json").write_text(json.dumps(
+            {"shard_size": manifest.image_size, "shard_quality": manifest.quality,
+             "image_size": config.image_size}) + "\n")
+    barrier(world)
 
     summary = {}
     phase1_dir = run / "phase1"
@@ -196,7 +201,8 @@ def _tmp(path: Path) -> Path:
     return path.with_name(path.name + ".tmp")
 
 
-def _prepare_run_dir(config: TrainConfig) -> None:
+def _check_run_dir(config: TrainConfig) -> None:
+    """Refuse a used --out before any work: a run is only continued on purpose, with the same options."""
     run = config.out
     if run.exists() and any(run.iterdir()) and not config.resume:
         raise UserError(f"{run}: run directory is not empty; pass --resume to continue it or choose another --out")
@@ -204,6 +210,10 @@ def _prepare_run_dir(config: TrainConfig) -> None:
         saved = TrainConfig.from_json((run / "config.json").read_text())
         if replace(saved, resume=True, epochs=config.epochs) != replace(config, resume=True, epochs=config.epochs):
             raise UserError(f"{run}: --resume with options that differ from the run's config.json")
+
+
+def _prepare_run_dir(config: TrainConfig) -> None:
+    run = config.out
     run.mkdir(parents=True, exist_ok=True)
     (run / "config.json").write_text(config.to_json())
     device = "cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu"
