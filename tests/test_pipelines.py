@@ -367,3 +367,37 @@ def test_pil_backend_on_cuda_matches_cpu(shards):
     assert on_gpu.device.type == "cuda" and labels_gpu.device.type == "cuda"
     torch.testing.assert_close(on_gpu.cpu(), on_cpu, rtol=0, atol=1e-5)
     assert torch.equal(labels_gpu.cpu(), labels_cpu)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_streaming_mode_yields_the_plans_class_totals(shards, workers):
+    """Remote shards (here `pipe:cat`, the way webdataset opens http/s3 URLs): same per-class totals as the plan."""
+    from camtrap_fast.sampling import parse_sampling, plan_sampling
+
+    index = shards.load_index("train")
+    counts = dict(zip(shards.classes, np.bincount(index.labels, minlength=shards.num_classes).tolist()))
+    plan = plan_sampling(counts, parse_sampling("ros:60,rus:70"))
+    urls = [f"pipe:cat {p}" for p in shards.shard_paths("train")]
+    with make_loader(shards, "train", config("train", batch_size=16, drop_last=False, workers=workers)) as loader:
+        labels = torch.cat([y for x, y in loader.stream(urls, plan, seed=3, epoch=1)])
+        assert np.bincount(labels.numpy(), minlength=shards.num_classes).tolist() == list(plan.target)
+        again = torch.cat([y for x, y in loader.stream(urls, plan, seed=3, epoch=1)])
+        assert torch.equal(labels, again)  # same (seed, epoch), same stream
+
+
+def test_streaming_skips_and_counts_a_corrupt_sample(shards, tmp_path):
+    from camtrap_fast.sampling import parse_sampling, plan_sampling
+
+    broken = copy_shards(shards, tmp_path / "broken")
+    overwrite_payload(broken, 0, 0, b"\x00" * 16)  # not a JPEG any more
+    index = broken.load_index("train")
+    counts = dict(zip(broken.classes, np.bincount(index.labels, minlength=broken.num_classes).tolist()))
+    plan = plan_sampling(counts, parse_sampling("none"))
+    urls = [str(p) for p in broken.shard_paths("train")]
+    with make_loader(broken, "train", config("train", batch_size=8, drop_last=False, workers=0)) as loader:
+        with pytest.raises(UserError, match=f"streamed sample '{index.key(0)}'"):
+            list(loader.stream(urls, plan, seed=0))
+    with make_loader(broken, "train", config("train", batch_size=8, drop_last=False, workers=0,
+                                             skip_corrupt=True)) as loader:
+        labels = torch.cat([y for x, y in loader.stream(urls, plan, seed=0)])
+        assert len(labels) == len(index) - 1 and loader.skipped == 1

@@ -133,3 +133,18 @@ def test_torchrun_two_cpu_processes(tiny_shards, tmp_path):
     metrics = json.loads((run / "phase1" / "metrics.json").read_text())
     history = metrics["history"]
     assert history and all(h["images"] > 0 for h in history)
+
+
+def test_streaming_train_from_url_prefix(tiny_shards, tmp_path, cli):
+    """--stream-from: the train shards are read through webdataset's openers (pipe: here, http/s3 alike)."""
+    run = tmp_path / "streamed"
+    code, out, err = cli("train", tiny_shards, "--out", run, "--stream-from", f"pipe:cat {tiny_shards}",
+                         "--sampling", "ros:20,rus:40", "--epochs", "1", *TINY[2:])
+    assert code == 0, err
+    history = json.loads((run / "phase1" / "metrics.json").read_text())["history"]
+    from camtrap_fast.sampling import parse_sampling, plan_sampling
+    from camtrap_fast.shards.manifest import load_manifest
+
+    plan = plan_sampling(load_manifest(tiny_shards).splits["train"].class_counts, parse_sampling("ros:20,rus:40"))
+    # every epoch saw the plan's exact number of samples (train drops the last partial batch of 32)
+    assert history[0]["images"] == plan.total_target // 32 * 32

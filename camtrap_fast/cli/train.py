@@ -39,6 +39,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
     parser.add_argument("--compare", type=Path, default=None, help="a baseline run to compare per-species F1 with")
+    parser.add_argument("--stream-from", default=None, metavar="URL_PREFIX",
+                        help="read the train shards sequentially from URL_PREFIX/train/shard-*.tar (http(s)://, s3://, "
+                        "pipe:); SHARDS still supplies the manifest and index")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, batch_size=args.batch_size, head_epochs=args.head_epochs, head_lr=args.head_lr,
         head_patience=args.head_patience, backend=args.backend, device=args.device, image_size=args.image_size,
         crop_scale_min=args.crop_scale_min, workers=args.workers, seed=args.seed, resume=args.resume,
-        compare=args.compare,
+        compare=args.compare, stream_from=args.stream_from,
     )
     summary = train(config, progress=not args.quiet)
     if summary:

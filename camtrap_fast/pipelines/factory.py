@@ -103,6 +103,23 @@ class Loader(abc.ABC):
         for images, labels in self._epoch_images(order, int(epoch), bounds):
             yield images.to(self.device, non_blocking=non_blocking), labels.to(self.device, non_blocking=non_blocking)
 
+    def stream(self, shard_urls: Sequence[str], plan, seed: int, epoch: int = 0,
+               shuffle_buffer: int = 10_000) -> Iterator[Batch]:
+        """Streaming mode, for shards behind `http(s)://`, `s3://` or `pipe:` URLs: like `epoch`, but in the
+        order `sampling.streaming.stream_epoch` reads them (shards shuffled per epoch, each sample repeated as
+        the plan draws it, a seeded shuffle buffer). Per-class totals equal the random-access epoch's; samples
+        the plan drops are skipped in the tar stream and never decoded. `plan` must come from this split."""
+        from camtrap_fast.sampling.streaming import stream_epoch
+
+        samples = stream_epoch(list(shard_urls), self.index, plan, seed, epoch, shuffle_buffer)
+        non_blocking = self.device.type == "cuda"
+        for images, labels in self._stream_images(samples, int(epoch)):
+            yield to_inputs(images.to(self.device, non_blocking=non_blocking), self.device), \
+                labels.to(self.device, non_blocking=non_blocking)
+
+    def _stream_images(self, samples, epoch: int) -> Iterator[Batch]:
+        raise UserError(f"streaming shards needs the PIL backend (this loader uses {self.backend})")
+
     def transform_bytes(self, encoded: Sequence[bytes]) -> torch.Tensor:
         """The eval transform applied to encoded images (JPEG bytes): normalized inputs on `device`, one per image.
 

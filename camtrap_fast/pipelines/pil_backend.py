@@ -64,6 +64,26 @@ class PilLoader(Loader):
             if len(labels):
                 yield images, labels
 
+    def _stream_images(self, samples, epoch: int) -> Iterator[Batch]:
+        size, drop_last = self.config.batch_size, self.config.drops_last
+
+        def requests():
+            batch, b = [], 0
+            for sample in samples:  # read in this process, in stream order; decoded in the workers
+                batch.append(sample)
+                if len(batch) == size:
+                    yield epoch, b, batch
+                    batch, b = [], b + 1
+            if batch and not drop_last:
+                yield epoch, b, batch
+
+        self._requests.batches = requests()
+        for images, labels, problems in self._batches:
+            for message in problems:
+                self._corrupt(message)
+            if len(labels):
+                yield images, labels
+
     def _eval_images(self, encoded: list[bytes]) -> torch.Tensor:
         def one(item: tuple[int, bytes]) -> np.ndarray:
             position, data = item
@@ -77,20 +97,19 @@ class PilLoader(Loader):
             return torch.from_numpy(np.stack(list(pool.map(one, enumerate(encoded)))))
 
 
-Request = tuple[int, int, np.ndarray]  # (epoch, batch number, sample indices)
+# (epoch, batch number, sample indices) for random access, or (epoch, batch number, [(key, bytes, label)])
+# when streaming.
+Request = tuple[int, int, object]
 
 
 class _Requests(Sampler):
     """The current epoch's batch requests; the DataLoader iterates it afresh each epoch, in the main process."""
 
     def __init__(self):
-        self.batches: list[Request] = []
+        self.batches = []  # a list (random access) or a generator (streaming)
 
     def __iter__(self):
         return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 class _BatchBuilder(Dataset):
@@ -101,23 +120,35 @@ class _BatchBuilder(Dataset):
         self.config = config
 
     def __getitem__(self, request: Request) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        epoch, b, indices = request
+        epoch, b, samples = request
         index, config, size = self.reader.index, self.config, self.config.image_size
         problems: list[str] = []
         jpegs: dict[int, bytes] = {}
-        sizes = np.ones((len(indices), 2), dtype=np.int64)
-        for k, i in enumerate(indices.tolist()):
+        if isinstance(samples, np.ndarray):  # random access: sample indices, read here with one pread each
+            labels_in = index.labels[samples].astype(np.int64)
+            encoded = []
+            for i in samples.tolist():
+                try:
+                    encoded.append(self.reader.read(i))
+                except UserError as error:  # the reader's errors already name shard and key
+                    encoded.append(error)
+            names = [lambda problem, i=i: sample_message(index, self.reader.root, i, problem) for i in samples.tolist()]
+        else:  # streaming: (key, bytes, label) triples already read from the stream
+            labels_in = np.array([label for _, _, label in samples], dtype=np.int64)
+            encoded = [data for _, data, _ in samples]
+            names = [lambda problem, key=key: f"streamed sample '{key}': {problem}" for key, _, _ in samples]
+        sizes = np.ones((len(encoded), 2), dtype=np.int64)
+        for k, data in enumerate(encoded):
+            if isinstance(data, UserError):
+                problems.append(str(data))
+                continue
             try:
-                jpegs[k] = data = self.reader.read(i)
                 sizes[k] = jpeg_size(data)
-            except UserError as error:  # the reader's errors already name shard and key
-                problems.append(str(error))
-                jpegs.pop(k, None)
+                jpegs[k] = data
             except ValueError as error:
-                problems.append(sample_message(index, self.reader.root, i, str(error)))
-                jpegs.pop(k, None)
+                problems.append(names[k](str(error)))
         if config.train:
-            draws = draw_crops(config.seed, epoch, b, len(indices))
+            draws = draw_crops(config.seed, epoch, b, len(encoded))
             windows = crop_windows(draws, sizes[:, 0], sizes[:, 1], config.crop_scale, config.crop_ratio)
         images = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
         kept = []
@@ -133,9 +164,8 @@ class _BatchBuilder(Dataset):
                     images[len(kept)] = eval_image(data, config)
                 kept.append(k)
             except DECODE_ERRORS as error:
-                problem = f"cannot be decoded ({error})"
-                problems.append(sample_message(index, self.reader.root, int(indices[k]), problem))
-        labels = index.labels[indices[kept]].astype(np.int64)
+                problems.append(names[k](f"cannot be decoded ({error})"))
+        labels = labels_in[kept]
         return images[: len(kept)], labels, problems
 
 

@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     compare: Path | None = None  # a baseline run to compare per-species F1 with
+    stream_from: str | None = None  # URL prefix of the train shards (http(s)://, s3://, pipe:): streaming mode
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:

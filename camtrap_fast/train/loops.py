@@ -34,13 +34,15 @@ def model_layout(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
     return inputs.contiguous(memory_format=layout)
 
 
-def train_one_epoch(model, loader, order: np.ndarray, epoch: int, optimizer, loss_fn, device, progress: bool) -> EpochStats:
+def train_one_epoch(model, batches, num_samples: int, epoch: int, optimizer, loss_fn, device,
+                    progress: bool) -> EpochStats:
+    """One pass over `batches` ((inputs, labels) from a loader's `epoch` or `stream`)."""
     model.train()
     total_loss = torch.zeros((), device=device)
     images = 0
     start = time.perf_counter()
-    bar = tqdm(total=len(order), unit="img", desc=f"epoch {epoch + 1}", disable=None if progress else True, leave=False)
-    for inputs, labels in loader.epoch(order, epoch):
+    bar = tqdm(total=num_samples, unit="img", desc=f"epoch {epoch + 1}", disable=None if progress else True, leave=False)
+    for inputs, labels in batches:
         with autocast_for(device):
             loss = loss_fn(model(model_layout(inputs, device)), labels)
         optimizer.zero_grad(set_to_none=True)

@@ -50,10 +50,16 @@ def fit_phase1(model, config, plan, train_labels, train_loader, val_loader, val_
         if state.epochs_without_gain >= config.patience:
             break
         start = time.perf_counter()
-        order = epoch_order(train_labels, plan, config.seed, epoch)
-        if world.distributed:
-            order = shard_for_rank(order, world.world_size, world.rank)
-        stats = train_one_epoch(model, train_loader, order, epoch, optimizer, loss_fn, device, progress and world.is_main)
+        if config.stream_from:  # remote shards, read sequentially (streaming mode of the sampler)
+            urls = [config.stream_from.rstrip("/") + "/" + shard for shard in train_loader.index.shards]
+            batches, num_samples = train_loader.stream(urls, plan, config.seed, epoch), plan.total_target
+        else:
+            order = epoch_order(train_labels, plan, config.seed, epoch)
+            if world.distributed:
+                order = shard_for_rank(order, world.world_size, world.rank)
+            batches, num_samples = train_loader.epoch(order, epoch), len(order)
+        stats = train_one_epoch(model, batches, num_samples, epoch, optimizer, loss_fn, device,
+                                progress and world.is_main)
         record = {"epoch": epoch + 1, "loss": round(stats.loss, 5), "images": stats.images,
                   "images_per_s": round(stats.images_per_s * world.world_size, 1)}
         if world.is_main:

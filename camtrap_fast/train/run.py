@@ -77,11 +77,15 @@ def _train(config: TrainConfig, manifest, device, world: World, progress: bool) 
     sizes = {s: info.samples for s, info in manifest.splits.items() if info.samples}
     if eval_split not in sizes:
         raise UserError(f"{config.shards}: needs a val or test split to evaluate on (reshard with --split)")
+    if config.stream_from and world.distributed:
+        raise UserError("--stream-from with torchrun is not supported yet: each rank would need its own shard part")
 
     loader_args = dict(backend=config.backend, device=device.type, batch_size=config.batch_size,
                        image_size=config.image_size, workers=config.workers, seed=config.seed + world.rank)
+    # Streaming decodes in the PIL backend's workers; DALI reads local shards by byte offset.
+    train_args = {**loader_args, "backend": "pil"} if config.stream_from else loader_args
     train_loader = make_loader(manifest, "train", LoaderConfig(
-        mode="train", crop_scale=(config.crop_scale_min, 1.0), **loader_args))
+        mode="train", crop_scale=(config.crop_scale_min, 1.0), **train_args))
     eval_loaders = {s: make_loader(manifest, s, LoaderConfig(mode="eval", **loader_args)) for s in sizes}
 
     model = build_model(config.arch, len(classes), config.weights).to(device)
