@@ -340,3 +340,18 @@ def test_cli_user_errors_exit_2_with_one_line(run_cli, argv, message):
     code, out, err = run_cli(S9_COUNTS, *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("camtrap-fast plan: error: ") and message in err
+
+
+def test_read_class_counts_accepts_both_shapes_and_rejects_bad_files(tmp_path):
+    from camtrap_fast.sampling.plan import read_class_counts
+
+    flat, nested, bad = tmp_path / "flat.json", tmp_path / "nested.json", tmp_path / "bad.json"
+    flat.write_text('{"zebra": 3, "civet": 1}')
+    nested.write_text('{"train": {"zebra": 3}, "test": {"zebra": 1}}')
+    bad.write_text('{"zebra": -1}')
+    assert read_class_counts(flat) == {"zebra": 3, "civet": 1}
+    assert read_class_counts(nested) == {"zebra": 3}
+    with pytest.raises(UserError, match="whole numbers"):
+        read_class_counts(bad)
+    with pytest.raises(UserError, match="no such class-counts file"):
+        read_class_counts(tmp_path / "missing.json")

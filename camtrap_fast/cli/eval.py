@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 from pathlib import Path
 
@@ -64,10 +63,11 @@ def _evaluate_run(run_dir: Path, split: str) -> int:
 def _evaluate_predictions(args: argparse.Namespace) -> int:
     from camtrap_fast.metrics import Predictions, compute_metrics
     from camtrap_fast.report import write_report
+    from camtrap_fast.sampling.plan import read_class_counts
 
     path: Path = args.predictions
     columns = read_prediction_columns(path)
-    counts = None if args.train_counts is None else read_train_counts(args.train_counts)
+    counts = None if args.train_counts is None else read_class_counts(args.train_counts)
     if args.classes is not None:
         class_names = [name.strip() for name in args.classes.split(",")]
         if not all(class_names) or len(set(class_names)) != len(class_names):
@@ -174,20 +174,3 @@ def _parse_confidence(path: Path, cells: list[str]):
             except ValueError:
                 raise UserError(f"{path}: confidence {cell!r} (row {i + 2}) is not a number") from None
     return confidence
-
-
-def read_train_counts(path: Path) -> dict[str, int]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such train-counts file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path}: cannot read JSON class counts ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = data["train"]
-    if not isinstance(data, dict) or not data:
-        raise UserError(f'{path}: expected a JSON object {{class: count}} or {{"train": {{class: count}}}}')
-    for name, count in data.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise UserError(f"{path}: class {name!r} has count {count!r}; counts must be whole numbers >= 0")
-    return data

@@ -128,15 +128,6 @@ def _class_counts(source: Path) -> dict[str, int]:
         return {name: int(train.class_counts.get(name, 0)) for name in manifest.classes}
     if not source.is_file():
         raise UserError(f"{source}: no such shard directory or JSON counts file")
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{source}: cannot read JSON class counts ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = data["train"]
-    if not isinstance(data, dict) or not data:
-        raise UserError(f'{source}: expected a JSON object {{class: count}} or {{"train": {{class: count}}}}')
-    for name, count in data.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise UserError(f"{source}: class {name!r} has count {count!r}; counts must be whole numbers >= 0")
-    return data
+    from camtrap_fast.sampling.plan import read_class_counts
+
+    return read_class_counts(source)
