@@ -26,7 +26,7 @@ from camtrap_fast.environment import git_sha, machine, package_versions
 from camtrap_fast.errors import UserError
 from camtrap_fast.losses import make_loss
 from camtrap_fast.metrics import compute_metrics
-from camtrap_fast.model import build_model
+from camtrap_fast.model import build_model, split_backbone_head
 from camtrap_fast.pipelines import LoaderConfig, make_loader
 from camtrap_fast.report import plot_f1_change, read_metrics, write_report
 from camtrap_fast.sampling import parse_sampling, plan_sampling
@@ -86,7 +86,9 @@ def _train(config: TrainConfig, manifest, device, world: World, progress: bool) 
     train_args = {**loader_args, "backend": "pil"} if config.stream_from else loader_args
     train_loader = make_loader(manifest, "train", LoaderConfig(
         mode="train", crop_scale=(config.crop_scale_min, 1.0), **train_args))
-    eval_loaders = {s: make_loader(manifest, s, LoaderConfig(mode="eval", **loader_args)) for s in sizes}
+    # The train split is only evaluated (feature extraction) in phase 2; its loader's workers would idle otherwise.
+    eval_loaders = {s: make_loader(manifest, s, LoaderConfig(mode="eval", **loader_args))
+                    for s in sizes if s != "train" or config.two_phase}
 
     model = build_model(config.arch, len(classes), config.weights).to(device)
     if device.type == "cuda":
@@ -189,8 +191,6 @@ def _headline(metrics: dict) -> dict:
 
 def _head_into_model(model, head_state: dict) -> dict:
     """The phase-2 model as a full state dict: phase-1 backbone + retrained head."""
-    from camtrap_fast.model import split_backbone_head
-
     _, head = split_backbone_head(model)
     head.load_state_dict({k: v.to(head.weight.device, head.weight.dtype) for k, v in head_state.items()})
     return model.state_dict()
