@@ -10,13 +10,12 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from camtrap_fast.atomic import write_bytes
 from camtrap_fast.errors import UserError
 from camtrap_fast.metrics import Metrics, Predictions, metrics_from_confusion
 
@@ -25,25 +24,6 @@ PREDICTION_COLUMNS = ("key", "true", "predicted", "confidence")
 METRICS_FILE = "metrics.json"
 # Cells are annotated with their value only when the matrix is small enough to read them.
 MAX_ANNOTATED_CLASSES = 20
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as temp:
-            temp.write(data)
-        os.replace(temp_name, path)
-    except BaseException:
-        _remove_if_present(temp_name)
-        raise
-
-
-def _remove_if_present(name: str) -> None:
-    try:
-        os.unlink(name)
-    except FileNotFoundError:
-        pass
 
 
 def frequency_order(train_counts: np.ndarray | None, test_counts: np.ndarray) -> np.ndarray:
@@ -91,10 +71,10 @@ def write_report(
         if key in summary:
             raise ValueError(f"extra field {key!r} would overwrite a metric; rename it")
         summary[key] = _json_safe(value)
-    atomic_write_bytes(out / METRICS_FILE, (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode())
-    atomic_write_bytes(out / "per_class.csv", per_class_csv(metrics).encode())
+    write_bytes(out / METRICS_FILE, (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode())
+    write_bytes(out / "per_class.csv", per_class_csv(metrics).encode())
     if predictions is not None and predictions.keys is not None:
-        atomic_write_bytes(out / "predictions.csv", predictions_csv(predictions, metrics.class_names).encode())
+        write_bytes(out / "predictions.csv", predictions_csv(predictions, metrics.class_names).encode())
     plot_confusion_matrix(out / "confusion_matrix.png", metrics)
     return out
 
@@ -168,7 +148,7 @@ def predictions_csv(predictions: Predictions, class_names: Sequence[str]) -> str
 def _save_png(figure, path: Path) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def plot_confusion_matrix(out_path: str | Path, metrics: Metrics) -> Path:

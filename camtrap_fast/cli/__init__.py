@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from camtrap_fast import __version__
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import CamtrapError, Fault
 
 # Sub-command modules, imported lazily so `camtrap-fast shard` never pays for torch.
 COMMANDS = {
@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fast two-phase training of camera-trap species classifiers.",
     )
     parser.add_argument("--version", action="version", version=f"camtrap-fast {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of its one-line message")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module_name in COMMANDS.values():
@@ -41,13 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 success, 2 a user mistake (UserError, or a bad option: argparse's own exit 2),
+    1 a fault in the data or the system (Fault, or any OSError), 130 interrupted."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except UserError as error:
+    except CamtrapError as error:
+        if args.debug:
+            raise
         print(f"camtrap-fast {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # disk full, permission refused, ... somewhere no stage named it itself
+        if args.debug:
+            raise
+        words = error.strerror or str(error) or type(error).__name__
+        print(f"camtrap-fast {args.command}: error: " + (f"{error.filename}: {words}" if error.filename else words),
+              file=sys.stderr)
+        return Fault.exit_code
     except KeyboardInterrupt:
         print(f"camtrap-fast {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from camtrap_fast.atomic import open_atomic
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines.config import LoaderConfig, center_window, crop_windows, draw_crops
 from camtrap_fast.pipelines.factory import DECODE_ERRORS, Batch, Bounds, Loader, jpeg_size, sample_message
@@ -370,17 +371,15 @@ class _Feed:
 
 
 def _save_state(state_dir: Path, dali_epoch: int, order, epoch, first, num_batches, excluded) -> None:
-    path = state_dir / f"epoch-{dali_epoch}.npz"
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        order=order,
-        epoch=np.int64(epoch),
-        first=np.int64(first),
-        num_batches=np.int64(num_batches),
-        excluded=np.array(sorted(excluded), dtype=np.int64),
-    )
-    tmp.replace(path)  # a feed process never sees half a file
+    with open_atomic(state_dir / f"epoch-{dali_epoch}.npz") as f:  # a feed process never sees half a file
+        np.savez(
+            f,
+            order=order,
+            epoch=np.int64(epoch),
+            first=np.int64(first),
+            num_batches=np.int64(num_batches),
+            excluded=np.array(sorted(excluded), dtype=np.int64),
+        )
 
 
 def _pil_decodes(data: bytes) -> bool:

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from camtrap_fast.atomic import TEMP_SUFFIX, AtomicFile, open_atomic, write_text
 from camtrap_fast.environment import package_versions
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest import load_records
 from camtrap_fast.ingest.filters import FilterConfig, apply_filters
 from camtrap_fast.ingest.records import Record, Rejection
@@ -164,8 +165,7 @@ class _SplitWriter:
         self.job = job
         self.split = split
         self.name = f"{split}/shard-{number:06d}"
-        self.tmp = job.out / f"{self.name}.tar.tmp"
-        self.file = None  # opened by the first sample, so an empty split leaves no files
+        self.file: AtomicFile | None = None  # opened by the first sample, so an empty split leaves no files
         self.tar = None
         self.samples: list[tuple[str, int, int, int]] = []
         self.rejections: list[Rejection] = []
@@ -176,8 +176,7 @@ class _SplitWriter:
 
     def add(self, key: str, label: int, record: Record, jpeg: bytes) -> None:
         if self.file is None:
-            self.tmp.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.tmp, "wb")
+            self.file = AtomicFile(self.job.out / f"{self.name}.tar", "wb")
             self.tar = ShardTarWriter(self.file)
         meta = {"key": key, "label": record.label, **record.metadata()}
         members = self.tar.write_sample(
@@ -188,10 +187,9 @@ class _SplitWriter:
 
     def finish(self, consumed: int, entries: list) -> str:
         self.tar.close()
-        self.file.close()
         out = self.job.out
-        _atomic_write(out / f"{self.name}.idx", self.tar.dali_index())
-        os.replace(self.tmp, out / f"{self.name}.tar")
+        write_text(out / f"{self.name}.idx", self.tar.dali_index())
+        self.file.commit()
         shard = f"{self.name}.tar"
         log = {
             "split": self.split,
@@ -200,17 +198,19 @@ class _SplitWriter:
             "rejections": [[r.path, r.reason, r.detail] for r in self.rejections],
             "samples": [list(s) for s in self.samples],
         }
-        with open(out / PROGRESS_FILE, "a", encoding="utf-8") as f:
-            f.write(json.dumps(log) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:  # an append-only log: each line is a shard that is safely in place
+            with open(out / PROGRESS_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(log) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as error:
+            raise os_fault(error, out / PROGRESS_FILE) from None
         entries.extend([(shard, label, offset, size, key) for key, label, offset, size in self.samples])
         return shard
 
     def discard(self) -> None:
-        if self.file is not None and not self.file.closed:
-            self.file.close()
-        self.tmp.unlink(missing_ok=True)
+        if self.file is not None:
+            self.file.discard()
 
 
 class _EncoderPool:
@@ -283,6 +283,10 @@ def _prepare_out(job: ShardJob, fingerprint: str) -> str:
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder")
     entries = {p.name for p in out.iterdir()} if out.exists() else set()
+    # A kill can leave a temporary of ours behind (`.NAME.RANDOM.tmp`); it is ours to remove.
+    for name in [e for e in entries if e.startswith(".") and e.endswith(TEMP_SUFFIX)]:
+        (out / name).unlink(missing_ok=True)
+        entries.discard(name)
     ours = {MANIFEST_FILE, RUN_FILE, PROGRESS_FILE, REJECTED_FILE, *SPLITS}
     if entries - ours:
         raise UserError(f"{out}: holds files camtrap-fast did not write ({', '.join(sorted(entries - ours)[:3])}); "
@@ -302,7 +306,7 @@ def _prepare_out(job: ShardJob, fingerprint: str) -> str:
         _clean(out, remove_dir=False)
     new = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")
+    write_text(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")
     return "new" if new else "reused"
 
 
@@ -337,15 +341,14 @@ def _read_progress(out: Path) -> list[dict]:
             if f"{split}/{tar.name}" not in logged:
                 tar.unlink()
                 tar.with_suffix(".idx").unlink(missing_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(entry) + "\n" for entry in done)
+    write_text(path, "".join(json.dumps(entry) + "\n" for entry in done))
     return done
 
 
 def _clean_temporaries(out: Path) -> None:
     for split in SPLITS:
         if (out / split).exists():
-            for tmp in (out / split).glob("*.tmp"):
+            for tmp in (out / split).glob(f"*{TEMP_SUFFIX}"):
                 tmp.unlink()
 
 
@@ -374,23 +377,15 @@ def _write_index(out: Path, split: str, shards: list[str], entries: list) -> Non
 
 
 def _write_rejected(out: Path, rejections: list[Rejection]) -> None:
-    tmp = out / (REJECTED_FILE + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out / REJECTED_FILE, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "reason", "detail"])
         writer.writerows([r.path, r.reason, r.detail] for r in sorted(rejections, key=lambda r: r.path))
-    os.replace(tmp, out / REJECTED_FILE)
 
 
 def _count_reasons(out: Path) -> dict[str, int]:
     with open(out / REJECTED_FILE, newline="", encoding="utf-8") as f:
         return dict(Counter(row["reason"] for row in csv.DictReader(f)))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _describe(listed: int, rejections: list[Rejection]) -> str:

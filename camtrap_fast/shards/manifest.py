@@ -7,6 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from camtrap_fast.atomic import write_text
 from camtrap_fast.errors import UserError
 from camtrap_fast.shards.sample_index import INDEX_FILE, SampleIndex
 
@@ -67,10 +68,7 @@ class Manifest:
         return json.dumps(data, indent=1, sort_keys=False) + "\n"
 
     def save(self) -> None:
-        path = self.root / MANIFEST_FILE
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(self.root / MANIFEST_FILE, self.to_json())
 
 
 def load_manifest(shard_dir: str | os.PathLike) -> Manifest:

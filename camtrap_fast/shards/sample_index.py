@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from camtrap_fast.atomic import open_atomic
 from camtrap_fast.errors import UserError
 
 INDEX_FILE = "index.npz"
@@ -73,9 +73,7 @@ class SampleIndex:
         )
 
     def save(self, path: str | os.PathLike) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
+        with open_atomic(path, "wb") as f:
             np.savez(
                 f,
                 labels=self.labels,
@@ -86,7 +84,6 @@ class SampleIndex:
                 key_ends=self.key_ends,
                 shards=np.asarray(self.shards, dtype=str),
             )
-        os.replace(tmp, path)
 
     @staticmethod
     def load(path: str | os.PathLike) -> "SampleIndex":

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from camtrap_fast import __version__
+from camtrap_fast.atomic import write_text
 from camtrap_fast.errors import UserError
 from camtrap_fast.synth.anatomy import Pose, silhouette_size
 from camtrap_fast.synth.counts import load_class_counts, scale_class_counts
@@ -164,7 +164,7 @@ def synthesize(config: SynthConfig) -> SynthSummary:
             log.debug("synth: %d/%d sequences drawn", index, len(sequences))
 
     annotations_path = config.out_dir / ANNOTATIONS_NAME
-    _write_json_atomically(annotations_path, {
+    write_json(annotations_path, {
         "info": {
             "version": "1.0",
             "description": "camtrap-fast synthetic camera-trap demo: procedural scenes with Snapshot Serengeti "
@@ -202,20 +202,6 @@ def _prepare_out_dir(config: SynthConfig) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"{out}: cannot create the output directory ({error.strerror})") from None
-
-
-def _write_json_atomically(path: Path, data: dict) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with open(partial, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
 
 
 def _plan(counts: dict[str, int], config: SynthConfig) -> list[_Sequence]:
@@ -317,3 +303,7 @@ def _is_int(value) -> bool:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def write_json(path: Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=1) + "\n")
