@@ -201,8 +201,8 @@ def cpu_costs(shards: Path, batch_size: int) -> dict[str, float]:
     from torchvision.io import decode_jpeg
 
     from camtrap_fast.pipelines import LoaderConfig, to_inputs
-    from camtrap_fast.pipelines.config import crop_windows, draw_crops
-    from camtrap_fast.pipelines.factory import jpeg_size
+    from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops
+    from camtrap_fast.pipelines.jpeg_header import jpeg_size
     from camtrap_fast.pipelines.pil_backend import _BatchBuilder
     from camtrap_fast.shards.manifest import load_manifest
     from camtrap_fast.shards.reader import ShardReader

@@ -35,11 +35,10 @@ sys.path.insert(0, str(REPO))
 from camtrap_fast.sampling import (  # noqa: E402
     class_targets,
     epoch_order,
-    iter_epoch_samples,
     parse_sampling,
     plan_sampling,
 )
-from camtrap_fast.sampling.streaming import stream_epoch  # noqa: E402
+from camtrap_fast.pipelines.streaming import iter_epoch_samples, stream_epoch  # noqa: E402
 from camtrap_fast.shards.manifest import load_manifest  # noqa: E402
 from camtrap_fast.shards.reader import ShardReader  # noqa: E402
 

@@ -12,12 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from camtrap_fast.errors import UserError
-from camtrap_fast.pipelines import LoaderConfig, to_inputs
-from camtrap_fast.pipelines.pil_backend import eval_image
+from camtrap_fast.pipelines import LoaderConfig, eval_inputs
 from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected, encode_image
 
 @dataclass(frozen=True)
@@ -41,18 +39,11 @@ def list_images(paths: list[Path]) -> list[Path]:
     return out
 
 
-def eval_inputs(jpegs: list[bytes], crop_size: int, device: torch.device) -> torch.Tensor:
-    """The loaders' eval transform (shorter side to crop*256/224, centre crop), normalized on the device."""
-    config = LoaderConfig(mode="eval", image_size=crop_size, device=device.type, workers=0)
-    images = torch.from_numpy(np.stack([eval_image(data, config) for data in jpegs]))
-    return to_inputs(images, device).contiguous()
-
-
 @torch.inference_mode()
 def predict_files(model, classes: list[str], files: list[Path], preprocessing: dict, top_k: int = 5,
                   batch_size: int = 64, device: torch.device = torch.device("cpu")) -> list[Prediction]:
     encode = EncodeConfig(size=preprocessing["shard_size"], quality=preprocessing.get("shard_quality", 90))
-    crop = preprocessing["image_size"]
+    transform = LoaderConfig(mode="eval", image_size=preprocessing["image_size"], device=str(device), workers=0)
     k = max(1, min(top_k, len(classes)))
     results: dict[int, Prediction] = {}
     pending: list[tuple[int, bytes]] = []
@@ -60,7 +51,7 @@ def predict_files(model, classes: list[str], files: list[Path], preprocessing: d
     def flush():
         if not pending:
             return
-        inputs = eval_inputs([data for _, data in pending], crop, device)
+        inputs = eval_inputs([data for _, data in pending], transform, device).contiguous()
         probs = torch.softmax(model(inputs).float(), dim=1).cpu()
         values, indices = probs.topk(k, dim=1)
         for (i, _), vals, idx in zip(pending, values.tolist(), indices.tolist()):

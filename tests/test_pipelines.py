@@ -17,10 +17,11 @@ from PIL import Image, ImageOps
 from torchvision.transforms import v2
 
 from camtrap_fast.errors import UserError
-from camtrap_fast.pipelines import LoaderConfig, make_loader, resolve_backend, resolve_device, to_inputs
+from camtrap_fast.devices import resolve_device
+from camtrap_fast.pipelines import LoaderConfig, eval_inputs, make_loader, resolve_backend, to_inputs
 from camtrap_fast.pipelines import factory
-from camtrap_fast.pipelines.config import crop_windows, draw_crops
-from camtrap_fast.pipelines.factory import jpeg_size
+from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops
+from camtrap_fast.pipelines.jpeg_header import jpeg_size
 from camtrap_fast.pipelines.normalize import to_images
 from pipeline_fixtures import copy_shards, make_photo_shards, overwrite_payload, payload, truncate_in
 
@@ -169,8 +170,10 @@ def test_backend_and_device_are_resolved_once(shards, monkeypatch):
     loader = make_loader(shards, "train", LoaderConfig(mode="eval", device="cpu", workers=0))
     assert (loader.backend, loader.device, loader.skipped) == ("pil", CPU, 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(UserError, match="no CUDA device"):
+    with pytest.raises(UserError, match="no CUDA GPU"):
         resolve_device("cuda")
+    with pytest.raises(UserError, match="--device gpu: choose auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu")
     assert resolve_device("auto") == CPU
     monkeypatch.setattr(factory, "dali_available", lambda: False)
     with pytest.raises(UserError, match="DALI is not installed"):
@@ -301,31 +304,30 @@ def test_truncated_shard_names_the_cut_off_sample(shards, tmp_path):
     assert loader.skipped == lost.sum() and len(labels) == 30 - lost.sum()
 
 
-# --- transform_bytes ------------------------------------------------------------------------------------
+# --- eval_inputs: the eval transform for photos outside a shard (predict) ----------------------------------
 
 
-def test_transform_bytes_handles_real_camera_files(shards, data_dir):
+def test_eval_inputs_handles_real_camera_files(shards, data_dir):
     names = ["african_elephants.jpg", "african_elephants_bw.jpg", "african_elephants_cmyk.jpg",
              "african_elephants_with_exif_orientation.jpg"]
     jpegs = [(data_dir / "edge-cases" / name).read_bytes() for name in names]
-    loader = make_loader(shards, "train", config("eval"))
-    inputs = loader.transform_bytes(jpegs)  # full-size photos: grey, CMYK, stored rotated
+    transform = config("eval")
+    inputs = eval_inputs(jpegs, transform, CPU)  # full-size photos: grey, CMYK, stored rotated
     assert inputs.shape == (4, 3, SIZE, SIZE) and torch.isfinite(inputs).all()
     upright = ImageOps.exif_transpose(Image.open(io.BytesIO(jpegs[3])))
-    expected = reference_eval_tensor(upright, loader.config.eval_resize, SIZE)
+    expected = reference_eval_tensor(upright, transform.eval_resize, SIZE)
     # PIL decodes these DCT-scaled (1/8 of 3-5 MP) before resampling: close to, not equal to, the reference.
     assert (to_images(inputs[3:])[0].int() - expected.int()).abs().float().mean() < 3
 
 
-def test_transform_bytes_matches_the_eval_epoch_and_names_bad_input(shards):
-    loader = make_loader(shards, "train", config("train"))
+def test_eval_inputs_match_the_eval_epoch_and_name_bad_input(shards):
     order = np.arange(10)
-    inputs = loader.transform_bytes([payload(shards, i) for i in order])
+    inputs = eval_inputs([payload(shards, i) for i in order], config("eval", workers=2), CPU)
     evaluated, _, _ = run_epoch(make_loader(shards, "train", config("eval")), order)
     assert torch.equal(inputs, evaluated)
-    assert loader.transform_bytes([]).shape == (0, 3, SIZE, SIZE)
+    assert eval_inputs([], config("eval"), CPU).shape == (0, 3, SIZE, SIZE)
     with pytest.raises(UserError, match="image 1 of 2 cannot be decoded"):
-        loader.transform_bytes([payload(shards, 0), b"not a jpeg"])
+        eval_inputs([payload(shards, 0), b"not a jpeg"], config("eval"), CPU)
 
 
 # --- camtrap-fast bench loader --------------------------------------------------------------------------

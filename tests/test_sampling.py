@@ -20,14 +20,13 @@ from camtrap_fast.sampling import (
     class_targets,
     epoch_multiplicity,
     epoch_order,
-    iter_epoch_samples,
     parse_ros_ratios,
     parse_sampling,
     plan_sampling,
     shard_for_rank,
 )
 from camtrap_fast.sampling.plan import SamplingPlan
-from camtrap_fast.sampling.streaming import stream_epoch
+from camtrap_fast.pipelines.streaming import iter_epoch_samples, stream_epoch
 from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.shards.reader import ShardReader
 
@@ -343,7 +342,7 @@ def test_cli_user_errors_exit_2_with_one_line(run_cli, argv, message):
 
 
 def test_read_class_counts_accepts_both_shapes_and_rejects_bad_files(tmp_path):
-    from camtrap_fast.sampling.plan import read_class_counts
+    from camtrap_fast.shards.class_counts import read_class_counts
 
     flat, nested, bad = tmp_path / "flat.json", tmp_path / "nested.json", tmp_path / "bad.json"
     flat.write_text('{"zebra": 3, "civet": 1}')

@@ -63,7 +63,7 @@ def _evaluate_run(run_dir: Path, split: str) -> int:
 def _evaluate_predictions(args: argparse.Namespace) -> int:
     from camtrap_fast.metrics import Predictions, compute_metrics
     from camtrap_fast.report import write_report
-    from camtrap_fast.sampling.plan import read_class_counts
+    from camtrap_fast.shards.class_counts import read_class_counts
 
     path: Path = args.predictions
     columns = read_prediction_columns(path)

@@ -128,6 +128,6 @@ def _class_counts(source: Path) -> dict[str, int]:
         return {name: int(train.class_counts.get(name, 0)) for name in manifest.classes}
     if not source.is_file():
         raise UserError(f"{source}: no such shard directory or JSON counts file")
-    from camtrap_fast.sampling.plan import read_class_counts
+    from camtrap_fast.shards.class_counts import read_class_counts
 
     return read_class_counts(source)

@@ -21,7 +21,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from camtrap_fast.errors import UserError
     from camtrap_fast.predict import list_images, load_preprocessing, predict_files, write_predictions
-    from camtrap_fast.train import load_run_model, resolve_device
+    from camtrap_fast.devices import resolve_device
+    from camtrap_fast.train import load_run_model
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")

@@ -43,8 +43,10 @@ import torch
 
 from camtrap_fast.atomic import open_atomic
 from camtrap_fast.errors import UserError
-from camtrap_fast.pipelines.config import LoaderConfig, center_window, crop_windows, draw_crops
-from camtrap_fast.pipelines.factory import DECODE_ERRORS, Batch, Bounds, Loader, jpeg_size, sample_message
+from camtrap_fast.pipelines.config import LoaderConfig
+from camtrap_fast.pipelines.crop_geometry import center_window, crop_windows, draw_crops
+from camtrap_fast.pipelines.jpeg_header import jpeg_size
+from camtrap_fast.pipelines.loader import Batch, Bounds, Loader, sample_message
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.shards.reader import ShardReader
 
@@ -53,7 +55,6 @@ log = logging.getLogger(__name__)
 OK, PAD, CORRUPT, EXCLUDED = 0, 1, 2, 3  # per-sample status from the feed; EXCLUDED: already reported
 FEED_WORKERS_CUDA = 2  # one feed process prepares ~50k samples/s (1.2 ms CPU per batch of 64); two keep up with a GPU
 PLACEHOLDER_SIZE = 16
-ORIENTATION = 0x0112  # the EXIF tag
 _SAMPLE_IN_ERROR = re.compile(r"sample #(\d+)")
 
 
@@ -71,10 +72,9 @@ class DaliLoader(Loader):
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._state_dir, ignore_errors=True)
         self._pipe = None  # built on first use; dropped (and rebuilt) when an epoch does not finish
         self._dali_epoch = 0  # DALI's own epoch counter for self._pipe, which names the feed's state file
-        self._eval_pipe = None
 
     def close(self) -> None:
-        self._pipe = self._eval_pipe = None
+        self._pipe = None
         self._finalizer()
         super().close()
 
@@ -234,50 +234,6 @@ class DaliLoader(Loader):
         pipe.build()
         return pipe
 
-    def _eval_images(self, encoded: list[bytes]) -> torch.Tensor:
-        from nvidia.dali import fn, types
-        from nvidia.dali.pipeline import Pipeline
-
-        if self._eval_pipe is None:
-            pipe = Pipeline(
-                batch_size=self.config.batch_size,
-                num_threads=max(1, self.config.workers),
-                prefetch_queue_depth=1,
-                exec_pipelined=False,  # fed and run one chunk at a time
-                exec_async=False,
-                **self._dali_device(),
-            )
-            with pipe:
-                jpegs = fn.external_source(name="jpegs", dtype=types.UINT8)
-                starts = fn.external_source(name="starts", dtype=types.FLOAT)
-                ends = fn.external_source(name="ends", dtype=types.FLOAT)
-                decoder_device = "cpu" if self.cpu else "mixed"
-                pipe.set_outputs(_eval_graph(fn, types, jpegs, starts, ends, decoder_device, self.config.image_size))
-            pipe.build()
-            self._eval_pipe = pipe
-        boxes = np.empty((len(encoded), 4), dtype=np.float32)
-        for position, data in enumerate(encoded):
-            try:
-                boxes[position] = _eval_box(data, self.config)
-            except DECODE_ERRORS as error:
-                raise UserError(f"image {position} of {len(encoded)} cannot be decoded ({error})") from None
-        chunks = []
-        size = self.config.batch_size
-        for start in range(0, len(encoded), size):
-            chunk = encoded[start : start + size]
-            self._eval_pipe.feed_input("jpegs", [np.frombuffer(data, dtype=np.uint8) for data in chunk])
-            self._eval_pipe.feed_input("starts", np.ascontiguousarray(boxes[start : start + size, [1, 0]]))
-            self._eval_pipe.feed_input("ends", np.ascontiguousarray(boxes[start : start + size, [3, 2]]))
-            try:
-                (images,) = self._eval_pipe.run()
-            except RuntimeError as error:
-                self._eval_pipe = None
-                match = _SAMPLE_IN_ERROR.search(str(error))
-                where = f"image {start + int(match.group(1))}" if match else f"one of images {start}-{start + len(chunk) - 1}"
-                raise UserError(f"{where} of {len(encoded)} cannot be decoded by DALI") from None
-            chunks.append(self._to_torch(images))
-        return torch.cat(chunks)
-
 
 def _eval_graph(fn, types, jpegs, starts, ends, decoder_device: str, size: int):
     images = fn.decoders.image(jpegs, device=decoder_device, output_type=types.RGB)
@@ -290,17 +246,6 @@ def _eval_graph(fn, types, jpegs, starts, ends, decoder_device: str, size: int):
         interp_type=types.INTERP_LINEAR,
         antialias=True,
     )
-
-
-def _eval_box(data: bytes, config: LoaderConfig) -> tuple[float, float, float, float]:
-    """The eval box of any encoded image, in the upright orientation DALI's decoder produces."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
-        if image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8):  # transposed: a quarter turn
-            width, height = height, width
-    return center_window(width, height, config.eval_resize, config.image_size)
 
 
 class _Feed:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -24,8 +24,11 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from camtrap_fast.errors import UserError
-from camtrap_fast.pipelines.config import LoaderConfig, center_window, crop_windows, draw_crops
-from camtrap_fast.pipelines.factory import DECODE_ERRORS, Batch, Bounds, Loader, jpeg_size, sample_message
+from camtrap_fast.pipelines.config import LoaderConfig
+from camtrap_fast.pipelines.crop_geometry import center_window, crop_windows, draw_crops
+from camtrap_fast.pipelines.jpeg_header import jpeg_size
+from camtrap_fast.pipelines.loader import DECODE_ERRORS, Batch, Bounds, Loader, sample_message
+from camtrap_fast.pipelines.normalize import to_inputs
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.shards.reader import ShardReader
 
@@ -83,18 +86,6 @@ class PilLoader(Loader):
                 self._corrupt(message)
             if len(labels):
                 yield images, labels
-
-    def _eval_images(self, encoded: list[bytes]) -> torch.Tensor:
-        def one(item: tuple[int, bytes]) -> np.ndarray:
-            position, data = item
-            try:
-                return eval_image(data, self.config)
-            except DECODE_ERRORS as error:
-                raise UserError(f"image {position} of {len(encoded)} cannot be decoded ({error})") from None
-
-        # PIL releases the GIL while decoding and resampling, so threads scale here without worker processes.
-        with ThreadPoolExecutor(max(1, min(self.config.workers, len(encoded)))) as pool:
-            return torch.from_numpy(np.stack(list(pool.map(one, enumerate(encoded)))))
 
 
 # (epoch, batch number, sample indices) for random access, or (epoch, batch number, [(key, bytes, label)])
@@ -176,6 +167,26 @@ def decode_box(data: bytes, box: Box, size: int) -> Image.Image:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return image.resize((size, size), Image.Resampling.BILINEAR, box=box)
+
+
+def eval_inputs(encoded: Sequence[bytes], config: LoaderConfig, device: torch.device) -> torch.Tensor:
+    """The eval loaders' transform for encoded images that are not in a shard (predict): normalized inputs on
+    `device`, one per image. Nothing is skipped: an image that cannot be decoded is a UserError naming its
+    position, so outputs always line up with inputs."""
+    if len(encoded) == 0:
+        return torch.empty((0, 3, config.image_size, config.image_size), dtype=torch.float32, device=device)
+
+    def one(item: tuple[int, bytes]) -> np.ndarray:
+        position, data = item
+        try:
+            return eval_image(data, config)
+        except DECODE_ERRORS as error:
+            raise UserError(f"image {position} of {len(encoded)} cannot be decoded ({error})") from None
+
+    # PIL releases the GIL while decoding and resampling, so threads scale here without worker processes.
+    with ThreadPoolExecutor(max(1, min(config.workers, len(encoded)))) as pool:
+        images = torch.from_numpy(np.stack(list(pool.map(one, enumerate(encoded)))))
+    return to_inputs(images, device)
 
 
 def eval_image(data: bytes, config: LoaderConfig) -> np.ndarray:

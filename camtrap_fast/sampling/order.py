@@ -1,4 +1,4 @@
-"""A plan + the split's labels -> one epoch's exact, shuffled sample order; its part for one rank; its samples.
+"""A plan + the split's labels -> one epoch's exact, shuffled sample order, and its part for one rank.
 
 Every epoch each class contributes exactly its target. A class sampled t times
 from n images takes every image t // n times and a fresh random subset of
@@ -11,12 +11,9 @@ samples (loops run over classes only): 2M samples take a fraction of a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 
 from camtrap_fast.sampling.plan import SamplingPlan
-from camtrap_fast.shards.reader import ShardReader
 
 
 def epoch_rng(seed: int, epoch: int, *stream: int) -> np.random.Generator:
@@ -90,10 +87,3 @@ def shard_for_rank(order: np.ndarray, world_size: int, rank: int, drop_last: boo
     total = per_rank * world_size
     padded = order[:total] if total <= size else order[np.arange(total) % size]
     return padded[rank:total:world_size]
-
-
-def iter_epoch_samples(reader: ShardReader, order: np.ndarray) -> Iterator[tuple[int, bytes, int]]:
-    """(index, jpg_bytes, label) in epoch order; samples the plan drops are never read because they are not in it."""
-    labels = reader.index.labels
-    for i in np.asarray(order).tolist():
-        yield i, reader.read(i), int(labels[i])

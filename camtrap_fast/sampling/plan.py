@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from camtrap_fast.errors import UserError
 from camtrap_fast.sampling.spec import SamplingSpec
 
 
@@ -105,21 +102,3 @@ def plan_sampling(class_counts: Mapping[str, int], spec: SamplingSpec) -> Sampli
         target=tuple(int(t) for t in target),
         spec=spec,
     )
-
-
-def read_class_counts(path: Path) -> dict[str, int]:
-    """A JSON file of class counts: `{class: count}`, or `{"train": {class: count}, ...}` (e.g. season 9's)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such class-counts file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path}: cannot read JSON class counts ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = data["train"]
-    if not isinstance(data, dict) or not data:
-        raise UserError(f'{path}: expected a JSON object {{class: count}} or {{"train": {{class: count}}}}')
-    for name, count in data.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise UserError(f"{path}: class {name!r} has count {count!r}; counts must be whole numbers >= 0")
-    return data

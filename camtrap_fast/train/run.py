@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from camtrap_fast.devices import resolve_device
 from camtrap_fast.environment import git_sha, machine, package_versions
 from camtrap_fast.errors import UserError
 from camtrap_fast.losses import make_loss
@@ -38,17 +39,6 @@ from camtrap_fast.train.phase1 import fit_phase1, labels_array
 from camtrap_fast.train.phase2 import fit_phase2, head_predictions
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(device: str) -> torch.device:
-    """Decided once, here: every later stage takes the torch.device it is given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA GPU is available here (use --device cpu or auto)")
-    if device not in ("cpu", "cuda"):
-        raise UserError(f"--device {device}: choose auto, cpu or cuda")
-    return torch.device(device)
 
 
 def train(config: TrainConfig, progress: bool = True) -> dict:

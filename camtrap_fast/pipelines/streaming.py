@@ -1,4 +1,5 @@
-"""Streaming an epoch from shards that cannot be read at random offsets (http(s)://, s3://, pipe:, gs://).
+"""An epoch's samples as read from shards: at random offsets (`iter_epoch_samples`), or streamed from shards
+that cannot be read at random offsets (`stream_epoch`: http(s)://, s3://, pipe:, gs://).
 
 Same epoch, different access pattern: each sample is emitted as many times as
 `epoch_multiplicity` says for (seed, epoch), so per-class totals match the
@@ -22,6 +23,7 @@ import numpy as np
 from camtrap_fast.errors import UserError
 from camtrap_fast.sampling.order import epoch_multiplicity, epoch_rng
 from camtrap_fast.sampling.plan import SamplingPlan
+from camtrap_fast.shards.reader import ShardReader
 from camtrap_fast.shards.sample_index import SampleIndex
 
 T = TypeVar("T")
@@ -166,3 +168,10 @@ def _shuffled(items: Iterable[T], buffer_size: int, rng: np.random.Generator) ->
         buffer[j] = item
     for j in rng.permutation(len(buffer)).tolist():
         yield buffer[j]
+
+
+def iter_epoch_samples(reader: ShardReader, order: np.ndarray) -> Iterator[tuple[int, bytes, int]]:
+    """(index, jpg_bytes, label) in epoch order; samples the plan drops are never read because they are not in it."""
+    labels = reader.index.labels
+    for i in np.asarray(order).tolist():
+        yield i, reader.read(i), int(labels[i])
