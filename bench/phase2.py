@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from camtrap_fast.head import HeadConfig, train_head
 from camtrap_fast.metrics import compute_metrics
 from camtrap_fast.model import split_backbone_head
 from camtrap_fast.pipelines import LoaderConfig, make_loader
-from camtrap_fast.shards.manifest import load_manifest
-from camtrap_fast.train import load_run_model
+from camtrap_fast.train import Run
 from camtrap_fast.train.features import extract_to_cache
+from camtrap_fast.train.head_config import HeadConfig
+from camtrap_fast.train.head_training import train_head
 from camtrap_fast.train.loops import model_layout
 
 TARGET_RATIO = 20.0
@@ -70,12 +70,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     device = torch.device("cpu")
-    model, config, classes = load_run_model(args.run, device)
-    phase1 = torch.load(args.run / "phase1" / "model.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(phase1)
-    manifest = load_manifest(config.shards)
+    run = Run(args.run)
+    model, config, classes = run.load_model(device, phase=1)
+    manifest = run.manifest()
     sizes = {s: manifest.splits[s].samples for s in ("train", "val")}
-    loader_config = dict(mode="eval", backend="pil", device="cpu", batch_size=64, image_size=config.image_size,
+    loader_config = dict(mode="eval", backend="pil", device="cpu", batch_size=64, image_size=config.loader.image_size,
                          workers=args.workers)
     loaders = {s: make_loader(manifest, s, LoaderConfig(**loader_config)) for s in sizes}
     _, head = split_backbone_head(model)
@@ -88,8 +87,8 @@ def main() -> None:
     caches = {s: extract_to_cache(backbone, loaders[s], sizes[s], device, "bench") for s in sizes}
     extraction = time.perf_counter() - start
     result = train_head(head, caches["train"].features, caches["train"].labels, caches["val"].features,
-                        caches["val"].labels, HeadConfig(epochs=args.epochs, lr=config.head_lr, batch_size=64,
-                                                         patience=None, seed=0))
+                        caches["val"].labels, HeadConfig(epochs=args.epochs, lr=config.head.lr, batch_size=64,
+                                                         patience=None), config.loss, seed=0)
     cached_seconds = extraction + result.seconds
     weight, bias = result.head_state["weight"].float(), result.head_state["bias"].float()
     cached_pred = (caches["val"].features.float() @ weight.T + bias).argmax(1).numpy()
@@ -97,11 +96,11 @@ def main() -> None:
 
     naive_seconds, truth, naive_pred = backbone_every_epoch(model, head_init, loaders["train"], sizes["train"],
                                                             loaders["val"], sizes["val"], args.epochs,
-                                                            config.head_lr, 0)
+                                                            config.head.lr, 0)
     naive_f1 = compute_metrics(truth, naive_pred, classes).macro_f1
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}")
-    print(f"data: {args.run} ({sizes['train']} train / {sizes['val']} val images at {config.image_size} px, "
+    print(f"data: {args.run} ({sizes['train']} train / {sizes['val']} val images at {config.loader.image_size} px, "
           f"{len(classes)} classes), {args.epochs} head epochs, no early stopping")
     print(f"{'phase 2':<34}{'seconds':>10}{'val macro-F1':>14}")
     print(f"{'backbone every epoch (naive)':<34}{naive_seconds:>10.1f}{naive_f1:>14.3f}")

@@ -1,4 +1,5 @@
-"""Phase-2 head training on cached features: camtrap_fast.head.train_head vs the naive loop, in one run.
+"""Phase-2 head training on cached features: train_head vs the naive loop, and its private torch ops vs the
+public ones, in one run.
 
     python bench/phase2_head.py [--epochs 30] [--repeats 3] [--baseline-epochs 2] [--dtype fp16] [--threads N]
 
@@ -8,6 +9,9 @@ Fused: train_head for --epochs epochs (patience off, so every epoch runs), media
 short warm-up. Naive: per batch, features[batch] -> nn.Linear -> CrossEntropyLoss -> backward ->
 torch.optim.Adam.step(), the same order and math (train_head_reference), timed for --baseline-epochs
 epochs (median of --repeats) and scaled linearly to --epochs, since every epoch costs the same.
+Public ops: the same fused loop with torch.softmax(out=) and torch.optim.Adam(fused=True).step() in place
+of the private torch._softmax and torch._fused_adam_ (HeadConfig.public_ops), timed for --baseline-epochs
+epochs and scaled the same way: the figure that decides whether the private ops are worth keeping.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from camtrap_fast.environment import machine, package_versions  # noqa: E402
-from camtrap_fast.head import HeadConfig, train_head, train_head_reference  # noqa: E402
+from camtrap_fast.train.head_config import HeadConfig  # noqa: E402
+from camtrap_fast.train.head_reference import train_head_reference  # noqa: E402
+from camtrap_fast.train.head_training import train_head  # noqa: E402
 
 COUNTS = REPO.parent / "shared" / "data" / "serengeti-s9-class-counts.json"
 FALLBACK_COUNTS = REPO / "camtrap_fast" / "data" / "serengeti_s9_class_counts.json"
@@ -83,6 +89,18 @@ def main() -> int:
               f"at epoch {result.best_epoch})", flush=True)
 
     baseline_config = replace(config, epochs=args.baseline_epochs)
+    public_config = replace(baseline_config, public_ops=True)
+    train_head(head, train_x[:20000], train_y[:20000], None, None, replace(public_config, epochs=1))  # warm-up
+    public = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        public_result = train_head(head, train_x, train_y, None, None, public_config)
+        public.append((time.perf_counter() - start) / args.baseline_epochs)
+        print(f"  fused, public ops: {public[-1]:.2f} s per epoch", flush=True)
+    private_check = train_head(head, train_x, train_y, None, None, baseline_config)
+    same = torch.equal(public_result.head_state["weight"], private_check.head_state["weight"])
+    print(f"  public and private ops give {'identical' if same else 'DIFFERENT'} weights", flush=True)
+
     train_head_reference(head, train_x[:20000], train_y[:20000], baseline_config, 1)  # warm-up (lazy imports)
     naive, naive_cpu = [], []
     for _ in range(args.repeats):
@@ -102,6 +120,9 @@ def main() -> int:
         "naive_seconds_per_epoch_all": [round(s, 3) for s in naive],
         "naive_cpu_seconds_scaled": round(statistics.median(naive_cpu) * args.epochs, 2),
         "ratio": round(naive_s / fused_s, 2),
+        "public_ops_seconds_scaled": round(statistics.median(public) * args.epochs, 2),
+        "public_ops_ratio": round(statistics.median(public) * args.epochs / fused_s, 2),
+        "public_ops_identical": same,
         "steps": -(-len(train_y) // config.batch_size) * args.epochs,
         "epochs": args.epochs,
         "dtype": args.dtype,
@@ -112,6 +133,8 @@ def main() -> int:
     }
     print(f"fused train_head: {fused_s:.2f} s median of {args.repeats} (range {min(fused):.2f}-{max(fused):.2f}), "
           f"{fused_s / summary['steps'] * 1e6:.0f} us/step; target <= {TARGET_SECONDS:.0f} s")
+    print(f"public torch ops: {summary['public_ops_seconds_scaled']:.1f} s (per-epoch median x {args.epochs}): "
+          f"{summary['public_ops_ratio']:.2f}x the private ops' time, {'identical' if same else 'different'} weights")
     print(f"naive loop:       {naive_s:.1f} s (per-epoch median x {args.epochs})")
     cpu_ratio = summary["naive_cpu_seconds_scaled"] / summary["fused_cpu_seconds"]
     print(f"ratio:            {summary['ratio']:.1f}x (CPU time: {cpu_ratio:.1f}x)")

@@ -36,3 +36,15 @@ def os_fault(error: OSError, path: str | os.PathLike | None = None, doing: str =
     where = path if path is not None else (error.filename or "?")
     words = error.strerror or str(error) or type(error).__name__
     return Fault(f"{where}: cannot {doing} ({words})")
+
+
+class ConfigError(ValueError):
+    """An invalid field of a config dataclass, raised in its `__post_init__`.
+
+    It names the field (`batch_size`), which is right for code; the command line turns it into a UserError
+    that names the flag (`--batch-size`) instead (`train.options`).
+    """
+
+    def __init__(self, field: str, value, problem: str):
+        super().__init__(f"{field} {value!r}: {problem}")
+        self.field, self.value, self.problem = field, value, problem

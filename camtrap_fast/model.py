@@ -1,10 +1,9 @@
-"""torchvision classifier -> (backbone, head): build, load user weights, split, freeze for phase 2."""
+"""torchvision classifier -> (backbone, head): build, load user weights, split for phase 2."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -147,36 +146,3 @@ def split_backbone_head(model: nn.Module) -> tuple[Callable[[torch.Tensor], torc
     """(backbone, head): backbone(inputs) gives the head's input features (resnet18: 512-d)."""
     head = head_module(model)
     return Backbone(model, head), head
-
-
-def freeze_backbone(model: nn.Module) -> nn.Linear:
-    """Phase 2: only the head trains. Sets requires_grad and modes; returns the head."""
-    head = head_module(model)
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    for parameter in head.parameters():
-        parameter.requires_grad_(True)
-    head_train_mode(model)
-    return head
-
-
-def head_train_mode(model: nn.Module) -> nn.Module:
-    """Use instead of model.train() in phase 2: BatchNorm keeps its statistics and dropout is off
-    everywhere, because the frozen backbone must compute exactly the features the head is trained on."""
-    model.eval()
-    head_module(model).train()
-    return model
-
-
-@contextlib.contextmanager
-def frozen_backbone(model: nn.Module) -> Iterator[nn.Linear]:
-    """Context in which only the head trains; restores requires_grad and train/eval modes on exit."""
-    grads = [p.requires_grad for p in model.parameters()]
-    modes = [m.training for m in model.modules()]
-    try:
-        yield freeze_backbone(model)
-    finally:
-        for parameter, flag in zip(model.parameters(), grads):
-            parameter.requires_grad_(flag)
-        for module, flag in zip(model.modules(), modes):
-            module.training = flag

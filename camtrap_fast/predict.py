@@ -7,13 +7,12 @@ step's resize-and-re-encode (`encode_image`), then the eval transform.
 from __future__ import annotations
 
 import csv
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from camtrap_fast.atomic import open_atomic
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines import LoaderConfig, eval_inputs
 from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected, encode_image
@@ -70,22 +69,10 @@ def predict_files(model, classes: list[str], files: list[Path], preprocessing: d
 
 
 def write_predictions(out: Path, predictions: list[Prediction], top_k: int) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with open_atomic(out, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "predicted", "confidence", f"top{top_k}", "error"])
         for p in predictions:
             best = p.top[0] if p.top else ("", float("nan"))
             writer.writerow([p.path, best[0], f"{best[1]:.4f}" if p.top else "",
                              ";".join(f"{c}:{v:.4f}" for c, v in p.top), p.error])
-    os.replace(tmp, out)
-
-
-def load_preprocessing(run: Path) -> dict:
-    try:
-        return json.loads((run / "preprocessing.json").read_text())
-    except FileNotFoundError:
-        raise UserError(f"{run}: not a camtrap-fast training run (no preprocessing.json)") from None
-
-

@@ -111,7 +111,6 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
     assert calls == [(tmp_path, "val"), (tmp_path, "test")]
 
 
-def test_run_directory_without_the_train_module(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "camtrap_fast.train", None)  # makes `import camtrap_fast.train` fail
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     code, _, err = run(capsys, "eval", tmp_path)
-    assert code == 2 and "evaluating a run directory needs the train module" in err
+    assert code == 2 and "not a camtrap-fast training run (no config.json)" in err and err.count("\n") == 1

@@ -6,10 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-import camtrap_fast.head as head_module
-from camtrap_fast.head import HeadConfig, extract_features, train_head, train_head_reference
-from camtrap_fast.losses import LossConfig, make_loss
+import camtrap_fast.train.head_training as head_module
+from camtrap_fast.losses import LossConfig
 from camtrap_fast.model import split_backbone_head
+from camtrap_fast.train.features import extract_features
+from camtrap_fast.train.head_config import HeadConfig
+from camtrap_fast.train.head_reference import train_head_reference
+from camtrap_fast.train.head_training import train_head
 
 N, D, C = 700, 24, 6
 
@@ -36,12 +39,13 @@ LOSSES = [
 
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda c: f"{c.name}-g{c.focal_gamma}-{c.focal_alpha}-{c.class_weights}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_fused_matches_reference(problem, loss, dtype):
+@pytest.mark.parametrize("public_ops", [False, True], ids=["private-ops", "public-ops"])
+def test_fused_matches_reference(problem, loss, dtype, public_ops):
     features, labels, _, _, head = problem
     features = features.to(dtype)
-    config = HeadConfig(epochs=3, batch_size=64, patience=None, loss=loss, lr=3e-3)
-    reference, reference_losses = train_head_reference(head, features, labels, config, epochs=3)
-    result = train_head(head, features, labels, None, None, config)
+    config = HeadConfig(epochs=3, batch_size=64, patience=None, lr=3e-3, public_ops=public_ops)
+    reference, reference_losses = train_head_reference(head, features, labels, config, epochs=3, loss=loss)
+    result = train_head(head, features, labels, None, None, config, loss)
     assert result.best_epoch == 3
     torch.testing.assert_close(result.head_state["weight"], reference["weight"], rtol=0, atol=1e-5)
     torch.testing.assert_close(result.head_state["bias"], reference["bias"], rtol=0, atol=1e-5)
@@ -52,22 +56,31 @@ def test_fused_matches_reference(problem, loss, dtype):
 def test_partial_chunks_and_batches(problem, monkeypatch):
     features, labels, _, _, head = problem
     monkeypatch.setattr(head_module, "CHUNK_BATCHES", 3)  # 700 rows: chunks of 192, 192, 192, 124 (64 + 60)
-    config = HeadConfig(epochs=2, batch_size=64, patience=None, loss=LossConfig("weighted-ce"))
-    reference, _ = train_head_reference(head, features, labels, config, epochs=2)
-    result = train_head(head, features, labels, None, None, config)
+    config = HeadConfig(epochs=2, batch_size=64, patience=None)
+    reference, _ = train_head_reference(head, features, labels, config, epochs=2, loss=LossConfig("weighted-ce"))
+    result = train_head(head, features, labels, None, None, config, LossConfig("weighted-ce"))
     torch.testing.assert_close(result.head_state["weight"], reference["weight"], rtol=0, atol=1e-5)
 
 
-def test_loss_module_from_make_loss_equals_loss_config(problem):
+def test_private_and_public_ops_give_identical_heads(problem):
     features, labels, val_features, val_labels, head = problem
-    counts = torch.bincount(labels, minlength=C).numpy()
-    config = LossConfig("focal", focal_alpha="inverse-frequency")
-    module = make_loss("focal", counts, focal_alpha="inverse-frequency")
-    by_config = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, loss=config))
-    by_module = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, loss=module))
-    torch.testing.assert_close(by_module.head_state["weight"], by_config.head_state["weight"], rtol=0, atol=0)
-    with pytest.raises(ValueError, match="cannot compute"):
-        HeadConfig(loss=nn.MSELoss())
+    loss = LossConfig("focal", focal_alpha="inverse-frequency")
+    private = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2), loss)
+    public = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, public_ops=True), loss)
+    torch.testing.assert_close(public.head_state["weight"], private.head_state["weight"], rtol=0, atol=0)
+
+
+def test_custom_epoch_orders_are_followed(problem):
+    features, labels, _, _, head = problem
+    config = HeadConfig(epochs=2, patience=None)
+    order = torch.arange(len(labels)).flip(0)
+    result = train_head(head, features, labels, None, None, config, order_for_epoch=lambda epoch: order)
+    default = train_head(head, features, labels, None, None, config)
+    assert not torch.equal(result.head_state["weight"], default.head_state["weight"])
+    # the same order as the default's draws the same head
+    same = train_head(head, features, labels, None, None, config,
+                      order_for_epoch=lambda epoch: head_module.shuffled_order(len(labels), 0, epoch))
+    torch.testing.assert_close(same.head_state["weight"], default.head_state["weight"], rtol=0, atol=0)
 
 
 def test_early_stopping_keeps_the_best_epoch(problem, monkeypatch):

@@ -8,7 +8,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from camtrap_fast.losses import FocalLoss, LossConfig, class_weight_vector, make_loss
+from camtrap_fast.losses import FocalLoss, LossConfig, build_loss, class_weight_vector
+
+
+def make_loss(name="ce", class_counts=None, **options):
+    return build_loss(LossConfig(name, **options), class_counts)
 
 COUNTS = np.array([48377, 3920, 470, 88, 8, 1])
 

@@ -11,10 +11,7 @@ from torch import nn
 from camtrap_fast.errors import UserError
 from camtrap_fast.model import (
     build_model,
-    freeze_backbone,
-    frozen_backbone,
     head_name,
-    head_train_mode,
     split_backbone_head,
 )
 
@@ -121,21 +118,3 @@ def test_head_found_for_other_families(arch, name):
     with torch.device("meta"):  # structure only: no time spent initializing weights
         model = build_model(arch, 5)
     assert head_name(model) == name
-
-
-def test_freeze_backbone_trains_only_the_head():
-    model = build_model("resnet18", 4)
-    head = freeze_backbone(model)
-    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
-    assert trainable == ["fc.weight", "fc.bias"] and head is model.fc
-    head_train_mode(model.train())
-    assert not model.bn1.training and not model.layer1[0].bn1.training and model.fc.training
-
-
-def test_frozen_backbone_context_restores():
-    model = build_model("mobilenet_v3_small", 4).train()
-    with frozen_backbone(model) as head:
-        assert not any(m.training for m in model.modules() if isinstance(m, (nn.BatchNorm2d, nn.Dropout)))
-        assert head.weight.requires_grad and not model.features[0][0].weight.requires_grad
-    assert all(p.requires_grad for p in model.parameters())
-    assert all(m.training for m in model.modules())

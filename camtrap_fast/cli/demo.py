@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from camtrap_fast.shards.build import ShardJob, build_shards
     from camtrap_fast.shards.encode import EncodeConfig
     from camtrap_fast.synth import SynthConfig, synthesize
-    from camtrap_fast.train import TrainConfig, train
+    from camtrap_fast.train import train
+    from camtrap_fast.train.options import config_from_args
 
     started = time.perf_counter()
     work = args.workdir
@@ -64,15 +65,16 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(shards)
     sampling, ros_ratios = scaled_sampling(manifest.splits["train"].samples)
     shutil.rmtree(runs, ignore_errors=True)
-    common = dict(shards=shards, epochs=args.epochs, patience=3, image_size=args.image_size, crop_scale_min=0.35,
+    common = dict(epochs=args.epochs, patience=3, image_size=args.image_size, crop_scale_min=0.35,
                   backend=args.backend, device="auto", workers=args.workers, seed=args.seed)
     print(f"[3/4] baseline: ResNet-18 from random init, {args.epochs} epochs at most", flush=True)
-    baseline = train(TrainConfig(out=runs / "baseline", **common), progress=False)
+    baseline = train(config_from_args(shards, common), runs / "baseline", progress=False)
     print(f"[4/4] two-phase: phase 1 with --sampling {sampling} --ros-ratios {ros_ratios} "
           f"(the study's 5k/15k caps scaled to {manifest.splits['train'].samples} training images), "
           "then phase 2 on cached features", flush=True)
-    two_phase = train(TrainConfig(out=runs / "two-phase", two_phase=True, sampling=sampling, ros_ratios=ros_ratios,
-                                  compare=runs / "baseline", **common), progress=False)
+    two_phase = train(config_from_args(shards, {**common, "two_phase": True, "sampling": sampling,
+                                                "ros_ratios": ros_ratios, "compare": runs / "baseline"}),
+                      runs / "two-phase", progress=False)
 
     print(f"\n{'model':<28}{'accuracy':>10}{'macro-F1':>10}")
     rows = [("baseline (no rebalancing)", baseline["phase1"]), ("two-phase: phase 1 (ROS&RUS)", two_phase["phase1"]),

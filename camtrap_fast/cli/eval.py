@@ -50,12 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_run(run_dir: Path, split: str) -> int:
-    try:
-        from camtrap_fast.train import evaluate_run
-    except ModuleNotFoundError as error:
-        if error.name != "camtrap_fast.train":
-            raise
-        raise UserError("evaluating a run directory needs the train module") from None
+    from camtrap_fast.train import evaluate_run
+
     evaluate_run(run_dir, split)
     return 0
 

@@ -19,16 +19,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from camtrap_fast.errors import UserError
-    from camtrap_fast.predict import list_images, load_preprocessing, predict_files, write_predictions
     from camtrap_fast.devices import resolve_device
-    from camtrap_fast.train import load_run_model
+    from camtrap_fast.errors import UserError
+    from camtrap_fast.predict import list_images, predict_files, write_predictions
+    from camtrap_fast.train import Run
 
     if args.top_k < 1:
         raise UserError(f"--top-k {args.top_k}: must be at least 1")
     device = resolve_device(args.device)
-    preprocessing = load_preprocessing(args.run)
-    model, _, classes = load_run_model(args.run, device)
+    run = Run(args.run)
+    model, _, classes = run.load_model(device)
+    preprocessing = run.preprocessing()
     files = list_images(args.inputs)
     predictions = predict_files(model, classes, files, preprocessing, args.top_k, args.batch_size, device)
     write_predictions(args.out, predictions, args.top_k)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    from camtrap_fast.train.options import add_train_arguments
+
     parser = subparsers.add_parser(
         "train",
         help="train a species classifier (baseline, or --two-phase) and write per-species reports",
@@ -15,50 +17,18 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("shards", type=Path, help="a `camtrap-fast shard` output folder")
     parser.add_argument("--out", type=Path, required=True, help="run directory to create (or continue with --resume)")
-    parser.add_argument("--two-phase", action="store_true", help="add phase 2: retrain the final layer on cached features")
-    parser.add_argument("--sampling", default="none", help="phase-1 rebalancing, e.g. paper-ros-rus-15k or ros:50,rus:150")
-    parser.add_argument("--ros-ratios", default=None, help="ROS schedule, e.g. 100:10,500:8,1000:6,inf:4")
-    parser.add_argument("--arch", default="resnet18", help="any torchvision classification model (default resnet18)")
-    parser.add_argument("--weights", type=Path, default=None, help="start from this state-dict file (random init if omitted)")
-    parser.add_argument("--loss", default="ce", help="ce (default), focal or weighted-ce")
-    parser.add_argument("--focal-gamma", type=float, default=2.0)
-    parser.add_argument("--focal-alpha", default=None, help="a number, or inverse-frequency")
-    parser.add_argument("--class-weights", default="inverse-frequency", help="weighted-ce: inverse-frequency or effective-number")
-    parser.add_argument("--epochs", type=int, default=30, help="maximum phase-1 epochs (default 30)")
-    parser.add_argument("--patience", type=int, default=5, help="early-stopping patience on validation macro-F1")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--head-epochs", type=int, default=30, help="maximum phase-2 epochs (default 30)")
-    parser.add_argument("--head-lr", type=float, default=1e-3)
-    parser.add_argument("--head-patience", type=int, default=5)
-    parser.add_argument("--backend", default="auto", help="auto, dali or pil")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--image-size", type=int, default=224, help="crop size in pixels (default 224)")
-    parser.add_argument("--crop-scale-min", type=float, default=0.08, help="random-resized-crop minimum area")
-    parser.add_argument("--workers", type=int, default=2, help="loader workers")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue a killed run in --out")
-    parser.add_argument("--compare", type=Path, default=None, help="a baseline run to compare per-species F1 with")
-    parser.add_argument("--stream-from", default=None, metavar="URL_PREFIX",
-                        help="read the train shards sequentially from URL_PREFIX/train/shard-*.tar (http(s)://, s3://, "
-                        "pipe:); SHARDS still supplies the manifest and index")
+    add_train_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue a killed run in --out, with its options")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from camtrap_fast.train import TrainConfig, train
+    from camtrap_fast.train import train
+    from camtrap_fast.train.options import config_from_args
 
-    config = TrainConfig(
-        shards=args.shards, out=args.out, two_phase=args.two_phase, arch=args.arch, weights=args.weights,
-        sampling=args.sampling, ros_ratios=args.ros_ratios, loss=args.loss, focal_gamma=args.focal_gamma,
-        focal_alpha=args.focal_alpha, class_weights=args.class_weights, epochs=args.epochs, patience=args.patience,
-        lr=args.lr, batch_size=args.batch_size, head_epochs=args.head_epochs, head_lr=args.head_lr,
-        head_patience=args.head_patience, backend=args.backend, device=args.device, image_size=args.image_size,
-        crop_scale_min=args.crop_scale_min, workers=args.workers, seed=args.seed, resume=args.resume,
-        compare=args.compare, stream_from=args.stream_from,
-    )
-    summary = train(config, progress=not args.quiet)
+    config = config_from_args(args.shards, args)
+    summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary:
         print(format_summary(summary, args.out))
     return 0

@@ -11,21 +11,27 @@ when it is used). `eval_inputs` is the eval transform for images outside a
 shard (predict).
 """
 
-from camtrap_fast.pipelines.config import LoaderConfig, default_workers
-from camtrap_fast.pipelines.factory import dali_available, make_loader, resolve_backend
-from camtrap_fast.pipelines.loader import Loader
-from camtrap_fast.pipelines.normalize import IMAGENET_MEAN, IMAGENET_STD, to_inputs
-from camtrap_fast.pipelines.pil_backend import eval_inputs
+import importlib
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "Loader",
-    "LoaderConfig",
-    "dali_available",
-    "default_workers",
-    "eval_inputs",
-    "make_loader",
-    "resolve_backend",
-    "to_inputs",
-]
+# Imported on first use: `pipelines.config` (LoaderConfig, LoaderOptions) is read when the command line is
+# built, which must not pay for importing torch and PIL.
+_EXPORTS = {
+    "IMAGENET_MEAN": "camtrap_fast.pipelines.normalize",
+    "IMAGENET_STD": "camtrap_fast.pipelines.normalize",
+    "Loader": "camtrap_fast.pipelines.loader",
+    "LoaderConfig": "camtrap_fast.pipelines.config",
+    "LoaderOptions": "camtrap_fast.pipelines.config",
+    "dali_available": "camtrap_fast.pipelines.factory",
+    "default_workers": "camtrap_fast.pipelines.config",
+    "eval_inputs": "camtrap_fast.pipelines.pil_backend",
+    "make_loader": "camtrap_fast.pipelines.factory",
+    "resolve_backend": "camtrap_fast.pipelines.factory",
+    "to_inputs": "camtrap_fast.pipelines.normalize",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from camtrap_fast.devices import valid_device_text
+from camtrap_fast.errors import ConfigError
 
 MODES = ("train", "eval")
 BACKENDS = ("auto", "dali", "pil")
@@ -91,3 +92,38 @@ def _pair(name: str, value) -> tuple[float, float]:
     if not isinstance(value, tuple) or len(value) != 2 or not all(isinstance(v, (int, float)) for v in value):
         raise ValueError(f"{name} must be a (low, high) tuple of numbers, got {value!r}")
     return float(value[0]), float(value[1])
+
+
+# The smallest training crop: the torchvision classifiers downsample by 32, so a smaller crop leaves the last
+# stage less than one cell (ResNet-18 at 7 px runs, but on a single pixel).
+MIN_IMAGE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """The part of `LoaderConfig` a training run sets once: what `train` records and every loader of the run
+    is made from (`for_mode`); the rest (mode, batch size, device, seed) is the run's."""
+
+    backend: str = "auto"
+    image_size: int = 224  # crop side in pixels
+    crop_scale_min: float = 0.08  # train: smallest random-resized-crop area, as a fraction of the image
+    workers: int = 2  # PIL: decode processes (0: decode in the main process); DALI: decode threads (0 -> 1)
+    skip_corrupt: bool = False
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError("backend", self.backend, f"choose {', '.join(BACKENDS)}")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
+                or self.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError("image_size", self.image_size,
+                              f"must be a whole number of pixels >= {MIN_IMAGE_SIZE} (the networks downsample by 32)")
+        if not 0 < self.crop_scale_min <= 1:
+            raise ConfigError("crop_scale_min", self.crop_scale_min, "must be in (0, 1]")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ConfigError("workers", self.workers, "must be a whole number >= 0")
+
+    def for_mode(self, mode: str, batch_size: int, device: str, seed: int = 0) -> LoaderConfig:
+        extra = {"crop_scale": (self.crop_scale_min, 1.0)} if mode == "train" else {}
+        return LoaderConfig(mode=mode, backend=self.backend, device=device, batch_size=batch_size,
+                            image_size=self.image_size, workers=self.workers, seed=seed,
+                            skip_corrupt=self.skip_corrupt, **extra)

@@ -1,6 +1,25 @@
-"""Training: phase 1 on the rebalanced plan, phase 2 on cached features, reports; eval and predict reuse it."""
+"""Training: phase 1 on the rebalanced plan, phase 2 on cached features, reports; eval and predict reuse it.
 
-from camtrap_fast.train.config import TrainConfig
-from camtrap_fast.train.run import evaluate_run, load_run_model, train
+`config` (TrainConfig) and `options` (its command-line flags) say what to train; `rundir` (Run) owns the
+run directory; `session` holds what a run decides once; `phase1`, `features`, `head_training` and
+`phase2` do the work, `loops` holds the inner loops and `evaluation` scores and reports.
 
-__all__ = ["TrainConfig", "evaluate_run", "load_run_model", "train"]
+The names below are imported on first use, so that building the command line (which reads the
+options' defaults) never pays for importing torch.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "Run": "camtrap_fast.train.rundir",
+    "TrainConfig": "camtrap_fast.train.config",
+    "evaluate_run": "camtrap_fast.train.evaluation",
+    "train": "camtrap_fast.train.training",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,79 +1,138 @@
-"""TrainConfig: every knob of a training run, validated once; saved resolved into the run directory."""
+"""TrainConfig: one typed config for a training run, composed of the stages' own configs.
+
+    TrainConfig
+      model     ModelConfig     architecture, user weights
+      sampling  SamplingSpec    the phase-1 rebalancing regime (sampling.spec)
+      loss      LossConfig      the loss of both phases (losses)
+      phase1    Phase1Config    phase 1 / baseline: epochs, patience, lr, batch size
+      head      HeadConfig      phase 2 on cached features (train.head_training)
+      loader    LoaderOptions   the run's part of every LoaderConfig (pipelines.config)
+      + shards, two_phase, device, seed, compare, stream_from
+
+Defaults live in these dataclasses only; each validates itself in `__post_init__`. The command line
+(`train.options`) overrides them, and the run directory records the result as `config.json`, which
+`from_json` reads back to an equal TrainConfig (tested).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import ConfigError
+from camtrap_fast.loss_config import LossConfig
+from camtrap_fast.pipelines.config import LoaderOptions
+from camtrap_fast.sampling.spec import SamplingSpec, parse_sampling
+from camtrap_fast.train.head_config import HeadConfig
 
-LOSSES = ("ce", "focal", "weighted-ce")
+CONFIG_FORMAT = "camtrap-fast-train-config/2"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "resnet18"  # any torchvision classification model
+    weights: Path | None = None  # a state-dict file the user supplies; random init otherwise, as in the study
+
+
+@dataclass(frozen=True)
+class Phase1Config:
+    """Phase 1 (the whole of a baseline run): the study's Adam, lr 1e-3, batch 64; early stopping on val macro-F1."""
+
+    epochs: int = 30
+    patience: int = 5
+    lr: float = 1e-3
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "patience", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "must be a whole number >= 1")
+        if not self.lr > 0:
+            raise ConfigError("lr", self.lr, "must be > 0")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     shards: Path
-    out: Path
     two_phase: bool = False
-    arch: str = "resnet18"
-    weights: Path | None = None  # a state-dict file the user supplies; random init otherwise, as in the study
-    sampling: str = "none"  # phase-1 rebalancing (preset or terms, see `camtrap-fast plan`)
-    ros_ratios: str | None = None
-    loss: str = "ce"
-    focal_gamma: float = 2.0
-    focal_alpha: str | None = None  # a number or "inverse-frequency"
-    class_weights: str = "inverse-frequency"  # for weighted-ce: or "effective-number"
-    # The study's phase-1 values: Adam, lr 1e-3, batch 64.
-    epochs: int = 30
-    patience: int = 5
-    lr: float = 1e-3
-    batch_size: int = 64
-    head_epochs: int = 30
-    head_lr: float = 1e-3
-    head_batch_size: int = 64
-    head_patience: int = 5
-    backend: str = "auto"
-    device: str = "auto"
-    image_size: int = 224
-    crop_scale_min: float = 0.08
-    workers: int = 2
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    loss: LossConfig = field(default_factory=LossConfig)
+    phase1: Phase1Config = field(default_factory=Phase1Config)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loader: LoaderOptions = field(default_factory=LoaderOptions)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (devices.resolve_device)
     seed: int = 0
-    resume: bool = False
     compare: Path | None = None  # a baseline run to compare per-species F1 with
     stream_from: str | None = None  # URL prefix of the train shards (http(s)://, s3://, pipe:): streaming mode
 
     def __post_init__(self) -> None:
-        if self.loss not in LOSSES:
-            raise UserError(f"--loss {self.loss}: choose from {', '.join(LOSSES)}")
-        for name in ("epochs", "batch_size", "head_epochs", "head_batch_size", "image_size", "workers"):
-            if getattr(self, name) < (0 if name == "workers" else 1):
-                raise UserError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be positive")
-        if self.patience < 1 or self.head_patience < 1:
-            raise UserError("--patience must be at least 1 epoch")
-        if not (self.lr > 0 and self.head_lr > 0):
-            raise UserError("--lr must be positive")
-        if not 0 < self.crop_scale_min <= 1:
-            raise UserError(f"--crop-scale-min {self.crop_scale_min}: must be in (0, 1]")
-        if self.weights is not None and not Path(self.weights).is_file():
-            raise UserError(f"{self.weights}: --weights file not found")
-        if self.compare is not None and not (Path(self.compare) / "config.json").is_file():
-            raise UserError(f"{self.compare}: --compare needs a finished camtrap-fast training run directory")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("seed", self.seed, "must be a whole number >= 0")
 
     def to_json(self) -> str:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in data.items()}, indent=1) + "\n"
+        return json.dumps(self.as_dict(), indent=1) + "\n"
+
+    def as_dict(self) -> dict:
+        data = {"format": CONFIG_FORMAT}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, SamplingSpec):
+                value = {"spec": value.text, "ros_ratios": value.ros_ratios_text}
+            elif dataclasses.is_dataclass(value):
+                value = {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+            data[f.name] = _plain(value)
+        return data
 
     @staticmethod
     def from_json(text: str) -> "TrainConfig":
+        """The TrainConfig `to_json` wrote; ValueError / KeyError / TypeError for anything else."""
         data = json.loads(text)
-        for name in ("shards", "out", "weights", "compare"):
-            if data.get(name) is not None:
-                data[name] = Path(data[name])
-        known = {f.name for f in fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in data.items() if k in known})
+        if data.pop("format", None) != CONFIG_FORMAT:
+            raise ValueError(f"not a {CONFIG_FORMAT} file")
+        sampling = data.pop("sampling")
+        sections = {
+            "model": lambda d: ModelConfig(d["arch"], _path(d["weights"])),
+            "loss": lambda d: LossConfig(**d),
+            "phase1": lambda d: Phase1Config(**d),
+            "head": lambda d: HeadConfig(**{**d, "betas": tuple(d["betas"])}),
+            "loader": lambda d: LoaderOptions(**d),
+        }
+        values = {name: build(data.pop(name)) for name, build in sections.items()}
+        return TrainConfig(
+            shards=Path(data.pop("shards")),
+            sampling=parse_sampling(sampling["spec"], sampling["ros_ratios"]),
+            compare=_path(data.pop("compare")),
+            **values,
+            **data,
+        )
 
-    def as_dict(self) -> dict:
-        return json.loads(self.to_json())
+    def differences(self, other: "TrainConfig") -> list[tuple[str, object, object]]:
+        """(dotted field name, this value, other value) for every field that differs, in field order."""
+        mine, theirs = _flatten(self.as_dict()), _flatten(other.as_dict())
+        return [(name, mine.get(name), theirs.get(name)) for name in mine if mine.get(name) != theirs.get(name)]
 
 
+def _plain(value):
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _path(value) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -17,6 +17,8 @@ class World:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # Where collectives' tensors live: NCCL only takes CUDA tensors (a CPU one fails at the first broadcast).
+    collective_device: torch.device = torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -27,15 +29,25 @@ class World:
         return self.world_size > 1
 
 
+def local_rank() -> int | None:
+    """This process's rank on its machine under torchrun; None for a plain (world of one) run."""
+    return int(os.environ.get("LOCAL_RANK", 0)) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+
+
 def init_world(device: torch.device) -> World:
+    """The process group for `device` (each rank's own: `devices.resolve_device(..., local_rank())`)."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return World()
     import torch.distributed as dist
 
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return World(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend=backend)
+    return World(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank() or 0,
+                 collective_device=device if backend == "nccl" else torch.device("cpu"))
 
 
 def broadcast_flag(world: World, value: bool) -> bool:
@@ -44,7 +56,7 @@ def broadcast_flag(world: World, value: bool) -> bool:
         return value
     import torch.distributed as dist
 
-    flag = torch.tensor([1 if value else 0])
+    flag = torch.tensor([1 if value else 0], device=world.collective_device)
     dist.broadcast(flag, src=0)
     return bool(flag.item())
 

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
+from camtrap_fast.atomic import save_torch
 from camtrap_fast.errors import UserError
-from camtrap_fast.head import extract_features
 from camtrap_fast.train.loops import autocast_for, model_layout
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,42 @@ def feature_tag(checkpoint: Path, shards_fingerprint: str, split: str, transform
     return digest.hexdigest()[:32]
 
 
+def extract_features(
+    backbone: Callable[[torch.Tensor], torch.Tensor],
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device | str,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run the frozen backbone over (inputs, labels) batches: fp16 features (N x D) and int64 labels, on the CPU.
+
+    prepare: applied to each batch on the device before the backbone (e.g. uint8 -> normalized float),
+    so only uint8 crosses the host-device boundary. An nn.Module backbone runs in eval mode.
+    """
+    device = torch.device(device)
+    non_blocking = device.type == "cuda"
+    modules = list(backbone.modules()) if isinstance(backbone, nn.Module) else []
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    features, labels = [], []
+    try:
+        with torch.inference_mode():
+            for inputs, targets in batches:
+                inputs = inputs.to(device, non_blocking=non_blocking)
+                if prepare is not None:
+                    inputs = prepare(inputs)
+                features.append(backbone(inputs).flatten(1).to(torch.float16).to("cpu", non_blocking=non_blocking))
+                labels.append(torch.as_tensor(targets).to(torch.int64).cpu())
+        if non_blocking:
+            torch.cuda.synchronize(device)
+    finally:
+        for m, mode in zip(modules, modes):
+            m.training = mode
+    if not features:
+        return torch.empty(0, 0, dtype=torch.float16), torch.empty(0, dtype=torch.int64)
+    return torch.cat(features), torch.cat(labels)
+
+
 def extract_to_cache(backbone, loader, num_samples: int, device: torch.device, tag: str) -> FeatureCache:
     """One pass of the frozen backbone over a split, in index order (eval transform, no augmentation)."""
     start = time.perf_counter()
@@ -55,10 +92,7 @@ def extract_to_cache(backbone, loader, num_samples: int, device: torch.device, t
 
 
 def save_features(path: Path, cache: FeatureCache) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"features": cache.features, "labels": cache.labels, "tag": cache.tag}, tmp)
-    os.replace(tmp, path)
+    save_torch(path, {"features": cache.features, "labels": cache.labels, "tag": cache.tag})
 
 
 def load_features(path: Path, expected_tag: str) -> FeatureCache | None:

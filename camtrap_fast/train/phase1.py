@@ -7,18 +7,18 @@ Early stopping on validation macro-F1, a checkpoint after every epoch, and
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from camtrap_fast.atomic import save_torch
 from camtrap_fast.metrics import compute_metrics
 from camtrap_fast.sampling import epoch_order, shard_for_rank
-from camtrap_fast.train.distributed import World, broadcast_flag
+from camtrap_fast.train.distributed import broadcast_flag
 from camtrap_fast.train.loops import predict, train_one_epoch
+from camtrap_fast.train.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -35,58 +35,62 @@ class Phase1State:
     seconds: float = 0.0
 
 
-def fit_phase1(model, config, plan, train_labels, train_loader, val_loader, val_size, class_names, loss_fn, device,
-               world: World, checkpoint_path: Path, best_path: Path, progress: bool) -> Phase1State:
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+def fit_phase1(session: Session, model, train_loader, val_loader, loss_fn) -> Phase1State:
+    """Train every layer on the plan's epochs; rank 0 keeps the best epoch's weights in phase1/model.pt."""
+    config, run, world, device = session.config, session.run, session.world, session.device
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.phase1.lr)
     state = Phase1State()
-    if config.resume and checkpoint_path.exists():
-        saved = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    if session.resume and run.checkpoint_path.exists():
+        saved = torch.load(run.checkpoint_path, map_location=device, weights_only=False)
         _unwrap(model).load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         state = Phase1State(**saved["state"])
         log.info("resuming phase 1 at epoch %d", state.next_epoch + 1)
 
-    for epoch in range(state.next_epoch, config.epochs):
-        if state.epochs_without_gain >= config.patience:
+    train_labels = np.asarray(train_loader.index.labels, dtype=np.int64)
+    val_size = session.sizes.get("val", 0)
+    epochs, patience = config.phase1.epochs, config.phase1.patience
+    for epoch in range(state.next_epoch, epochs):
+        if state.epochs_without_gain >= patience:
             break
         start = time.perf_counter()
         if config.stream_from:  # remote shards, read sequentially (streaming mode of the sampler)
             urls = [config.stream_from.rstrip("/") + "/" + shard for shard in train_loader.index.shards]
-            batches, num_samples = train_loader.stream(urls, plan, config.seed, epoch), plan.total_target
+            batches, num_samples = train_loader.stream(urls, session.plan, config.seed, epoch), session.plan.total_target
         else:
-            order = epoch_order(train_labels, plan, config.seed, epoch)
+            order = epoch_order(train_labels, session.plan, config.seed, epoch)
             if world.distributed:
                 order = shard_for_rank(order, world.world_size, world.rank)
             batches, num_samples = train_loader.epoch(order, epoch), len(order)
         stats = train_one_epoch(model, batches, num_samples, epoch, optimizer, loss_fn, device,
-                                progress and world.is_main)
+                                session.progress and world.is_main)
         record = {"epoch": epoch + 1, "loss": round(stats.loss, 5), "images": stats.images,
                   "images_per_s": round(stats.images_per_s * world.world_size, 1)}
         if world.is_main:
             if val_size:
                 y_true, y_pred, _ = predict(_unwrap(model).eval().__call__, val_loader, val_size, device)
-                record["val_macro_f1"] = compute_metrics(y_true, y_pred, class_names).macro_f1
+                record["val_macro_f1"] = compute_metrics(y_true, y_pred, session.classes).macro_f1
                 improved = record["val_macro_f1"] > state.best_macro_f1
             else:  # no validation split: keep the last epoch
                 improved = True
             if improved:
                 state.best_macro_f1 = record.get("val_macro_f1", state.best_macro_f1)
                 state.best_epoch, state.epochs_without_gain = epoch + 1, 0
-                _atomic_save(_unwrap(model).state_dict(), best_path)
+                save_torch(run.model_path(1), _unwrap(model).state_dict())
             else:
                 state.epochs_without_gain += 1
             state.next_epoch = epoch + 1
             state.seconds += time.perf_counter() - start
             state.history.append(record)
-            _atomic_save({"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                          "state": state.__dict__}, checkpoint_path)
+            save_torch(run.checkpoint_path, {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
+                                             "state": state.__dict__})
             val = f", val macro-F1 {record['val_macro_f1']:.3f}" if "val_macro_f1" in record else ""
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {stats.loss:.3f}, "
+            print(f"epoch {epoch + 1}/{epochs}: loss {stats.loss:.3f}, "
                   f"{record['images_per_s']:.0f} images/s{val}", flush=True)
-        stop = broadcast_flag(world, state.epochs_without_gain >= config.patience)
+        stop = broadcast_flag(world, state.epochs_without_gain >= patience)
         if stop:
             if world.is_main:
-                print(f"early stop: no gain in validation macro-F1 for {config.patience} epochs "
+                print(f"early stop: no gain in validation macro-F1 for {patience} epochs "
                       f"(best: epoch {state.best_epoch})", flush=True)
             break
     return state
@@ -94,14 +98,3 @@ def fit_phase1(model, config, plan, train_labels, train_loader, val_loader, val_
 
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def labels_array(index) -> np.ndarray:
-    return np.asarray(index.labels, dtype=np.int64)

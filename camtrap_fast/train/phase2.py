@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from camtrap_fast.head import HeadConfig, train_head
 from camtrap_fast.model import split_backbone_head
 from camtrap_fast.train.features import FeatureCache, cached_features, extract_to_cache, feature_tag
+from camtrap_fast.train.head_training import train_head
+from camtrap_fast.train.session import Session
 
 
 @dataclass(frozen=True)
@@ -23,30 +23,32 @@ class Phase2Result:
     caches: dict[str, FeatureCache]
 
 
-def fit_phase2(model, config, manifest, loaders: dict, sizes: dict, device, features_dir: Path, phase1_weights: Path,
-               loss_fn) -> Phase2Result:
-    """`loaders` and `sizes`: eval loaders and sample counts per split present (train always)."""
-    backbone, head = split_backbone_head(model)
+def cache_features(session: Session, model, loaders: dict) -> tuple[dict[str, FeatureCache], float]:
+    """The frozen phase-1 backbone's features for every split in `loaders` (eval loaders), extracted at most
+    once: a cache on disk made by this checkpoint, these shards and this transform is reused."""
+    config, manifest = session.config, session.manifest
+    backbone, _ = split_backbone_head(model)
     model.eval()  # BatchNorm statistics frozen: the backbone is a fixed feature extractor now
-    transform = f"{config.arch}|{config.image_size}|{manifest.image_size}"
-    caches = {}
-    extraction_seconds = 0.0
+    transform = f"{config.model.arch}|{config.loader.image_size}|{manifest.image_size}"
+    caches, seconds = {}, 0.0
     for split, loader in loaders.items():
-        tag = feature_tag(phase1_weights, manifest.fingerprint, split, transform)
-        cache = cached_features(features_dir / f"{split}.pt", tag,
-                                lambda: extract_to_cache(backbone, loader, sizes[split], device, tag))
-        extraction_seconds += cache.seconds
+        tag = feature_tag(session.run.model_path(1), manifest.fingerprint, split, transform)
+        cache = cached_features(session.run.features_dir / f"{split}.pt", tag,
+                                lambda: extract_to_cache(backbone, loader, session.sizes[split], session.device, tag))
+        seconds += cache.seconds
         caches[split] = cache
+    return caches, seconds
 
+
+def fit_phase2(session: Session, model, loaders: dict) -> Phase2Result:
+    """`loaders`: eval loaders per split present (train always)."""
+    caches, extraction_seconds = cache_features(session, model, loaders)
+    _, head = split_backbone_head(model)
     train, val = caches["train"], caches.get("val")
     start = time.perf_counter()
-    result = train_head(
-        head,
-        train.features, train.labels,
-        val.features if val is not None else None, val.labels if val is not None else None,
-        HeadConfig(epochs=config.head_epochs, lr=config.head_lr, batch_size=config.head_batch_size,
-                   patience=config.head_patience, seed=config.seed, loss=loss_fn),
-    )
+    result = train_head(head, train.features, train.labels,
+                        val.features if val is not None else None, val.labels if val is not None else None,
+                        session.config.head, session.config.loss, session.config.seed)
     head_seconds = time.perf_counter() - start
     return Phase2Result(result.head_state, result.best_epoch, result.best_val_macro_f1, extraction_seconds,
                         head_seconds, caches)

@@ -1,5 +1,5 @@
-"""Phase 2 on cached features: extract pooled features once, then retrain only the linear head with Adam
-on the original (imbalanced) distribution, early-stopping on validation macro F1.
+"""Phase 2 on cached features: retrain only the linear head with Adam on the original (imbalanced)
+distribution, early-stopping on validation macro F1 (the features come from `train.features`).
 
 Speed: 155k x 512 features, 52 classes, batch 64 and 30 epochs are 72,780 sequential Adam steps of
 two tiny matmuls each (2 x 64 x 512 x 52 multiply-adds, about 0.5 TFLOP in all). On a CPU the cost of
@@ -13,8 +13,11 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
   that are made once: no per-step indexing, allocation or view creation;
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
 What remains per step is two matmuls, a softmax, a scatter and the Adam kernel; the matmuls dominate.
-It computes what `train_head_reference` computes with nn.Linear + loss module + torch.optim.Adam
-(tests check they agree); use that one to read the math.
+Two of those steps call private torch ops, kept behind `_softmax_into` and `_adam_step`:
+bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
+`torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
+to the plain loop. It computes what `head_reference.train_head_reference` computes with nn.Linear + loss
+module + torch.optim.Adam (tests check they agree); use that one to read the math.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from camtrap_fast.losses import FOCAL_MIN_MARGIN, FocalLoss, LossConfig, build_loss
+from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
 from camtrap_fast.metrics import macro_f1
+from camtrap_fast.train.head_config import HeadConfig
+
+__all__ = ["HeadConfig", "HeadResult", "EpochRecord", "shuffled_order", "torch_threads", "train_head"]
 
 log = logging.getLogger(__name__)
 
@@ -40,42 +46,6 @@ CHUNK_BATCHES = 32
 ROW_ALIGN = 8  # fp32 values: 32 bytes
 # Rows per matmul when predicting the validation set.
 EVAL_ROWS = 16384
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Phase-2 head training. patience: epochs without a better validation macro F1 before stopping
-    (None: train all epochs). num_threads: torch CPU threads for the training loop; None means 1,
-    because its matmuls are too small to gain from more threads, and OpenMP threads that share their
-    cores with other work can stall each step by milliseconds.
-
-    loss: a LossConfig (class weights then come from the training labels' counts) or a module made by
-    losses.make_loss (nn.CrossEntropyLoss with mean reduction, or FocalLoss), used with its own weights.
-    """
-
-    epochs: int = 30
-    lr: float = 1e-3
-    batch_size: int = 64
-    patience: int | None = 5
-    seed: int = 0
-    loss: LossConfig | nn.Module = field(default_factory=LossConfig)
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    num_threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs ({self.epochs}) and batch_size ({self.batch_size}) must be >= 1")
-        if not self.lr > 0 or not self.eps > 0:
-            raise ValueError(f"lr ({self.lr}) and eps ({self.eps}) must be > 0")
-        if self.patience is not None and self.patience < 1:
-            raise ValueError(f"patience must be >= 1 or None (no early stopping), got {self.patience}")
-        if not all(0 <= beta < 1 for beta in self.betas) or len(self.betas) != 2:
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
-        if self.num_threads is not None and self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {self.num_threads}")
-        if not isinstance(self.loss, LossConfig):
-            _loss_terms_of_module(self.loss)  # raises for a loss the fused loop cannot compute
 
 
 @dataclass(frozen=True)
@@ -89,30 +59,11 @@ class _LossTerms:
     weighted_mean: bool = False
 
 
-def _loss_terms_of_module(loss: nn.Module) -> _LossTerms:
-    if isinstance(loss, FocalLoss):
-        return _LossTerms(loss.gamma, None if loss.alpha is None else loss.alpha.detach().float().cpu())
-    if type(loss) is nn.CrossEntropyLoss:
-        if loss.reduction != "mean" or loss.label_smoothing != 0 or loss.ignore_index >= 0:
-            raise ValueError("the fused head loop supports nn.CrossEntropyLoss with mean reduction, no label "
-                             "smoothing and no ignore_index; use a LossConfig or change the loss")
-        weight = loss.weight
-        return _LossTerms(0.0, None if weight is None else weight.detach().float().cpu(), weight is not None)
-    raise ValueError(f"the fused head loop cannot compute {type(loss).__name__}; use a LossConfig, "
-                     "nn.CrossEntropyLoss or losses.FocalLoss")
-
-
-def _loss_terms(loss: LossConfig | nn.Module, class_counts: np.ndarray) -> _LossTerms:
-    if not isinstance(loss, LossConfig):
-        return _loss_terms_of_module(loss)
+def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
     weights = loss.per_class_weights(class_counts)
     if loss.name == "focal":
         return _LossTerms(loss.focal_gamma, weights)
     return _LossTerms(0.0, weights, loss.name == "weighted-ce")
-
-
-def _loss_module(loss: LossConfig | nn.Module, class_counts: np.ndarray) -> nn.Module:
-    return build_loss(loss, class_counts) if isinstance(loss, LossConfig) else loss
 
 
 @dataclass(frozen=True)
@@ -137,13 +88,13 @@ class HeadResult:
     history: tuple[EpochRecord, ...]
 
 
-def epoch_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled sample order of one epoch (int64), seeded by (seed, epoch)."""
+def shuffled_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch of head training (int64), seeded by (seed, epoch)."""
     return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(num_samples))
 
 
 @contextlib.contextmanager
-def _torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
+def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
     previous = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(num_threads or 1)
@@ -185,6 +136,7 @@ class _FusedHead:
         self.exp_avg = torch.zeros_like(self.theta)
         self.exp_avg_sq = torch.zeros_like(self.theta)
         self.steps_done = 0
+        self._optimizer: torch.optim.Adam | None = None  # public_ops only
         self.class_weights = None
         if terms.class_weights is not None:
             if terms.class_weights.shape != (self.num_classes,):
@@ -281,7 +233,6 @@ class _FusedHead:
         loss_sum = self.zero.clone()
         step = 0
         weight_t = self.weight.t()
-        params, grads, exp_avgs, exp_avg_sqs = [self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq]
         chunk = len(self.inputs)
         for start in range(0, len(order), chunk):
             n = self._load_chunk(features, labels, order[start : start + chunk])
@@ -291,7 +242,7 @@ class _FusedHead:
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
                 rows = len(inputs)
                 torch.mm(inputs, weight_t, out=logits)
-                torch._softmax(logits, 1, False, out=dlogits)
+                self._softmax_into(logits, dlogits)
                 if dynamic_scale:
                     self._focal_row_scale(logits, dlogits, targets, row_scale)
                 dlogits.scatter_add_(1, targets, self.minus_one if rows == b else self.minus_one[:rows])
@@ -301,12 +252,31 @@ class _FusedHead:
                     dlogits.mul_(b / rows)
                 # gradient (x batch_size) = dlogits^T inputs, the bias column included
                 torch.mm(dlogits_t, inputs, out=self.grad_w)
-                torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], [step_counts[step]], lr=config.lr,
-                                   beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+                self._adam_step(step_counts[step], beta1, beta2, eps)
                 step += 1
             loss_sum += self._chunk_loss(n)
         self.steps_done += num_batches
         return float(loss_sum) / num_batches
+
+    def _softmax_into(self, logits: torch.Tensor, out: torch.Tensor) -> None:
+        if self.config.public_ops:
+            torch.softmax(logits, 1, out=out)
+        else:  # the private op skips the public one's argument handling: 2.4x faster at 64 x 52 (bench)
+            torch._softmax(logits, 1, False, out=out)
+
+    def _adam_step(self, step_count: torch.Tensor, beta1: float, beta2: float, eps: float) -> None:
+        """One Adam update of theta from grad: torch.optim.Adam(fused=True)'s kernel, called directly."""
+        if self.config.public_ops:
+            if self._optimizer is None:
+                self.theta.grad = self.grad  # the gradient buffer the loop writes into
+                self._optimizer = torch.optim.Adam([self.theta], lr=self.config.lr, betas=(beta1, beta2), eps=eps,
+                                                   fused=True)
+            self._optimizer.step()
+            return
+        # torch.optim.Adam.step() costs ~4x this call per step (bench/phase2_head.py), 72,780 steps at S9 scale.
+        torch._fused_adam_([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [step_count],
+                           lr=self.config.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False,
+                           maximize=False)
 
     def _focal_row_scale(self, logits, probabilities, targets, row_scale) -> None:
         """batch_size * s_i * c_i for focal loss: c = (1-p)^gamma - gamma * p * (1-p)^(gamma-1) * log p, with p the
@@ -335,14 +305,19 @@ def train_head(
     val_features: torch.Tensor | None,
     val_labels: torch.Tensor | None,
     config: HeadConfig = HeadConfig(),
+    loss: LossConfig = LossConfig(),
+    seed: int = 0,
+    order_for_epoch: Callable[[int], torch.Tensor] | None = None,
 ) -> HeadResult:
     """Retrain `head` (left unmodified) on cached features with a fresh Adam; keep the epoch with the best
     validation macro F1 and stop after `patience` epochs without improvement.
 
-    Runs on the device the training features are on. A LossConfig's class weights come from the training
-    labels' counts, i.e. the original distribution. The starting head is evaluated as epoch 0 for the
-    history but is never the result: phase 2 always returns a retrained head. Without validation data
-    (None) every epoch runs and the last one is kept; best_val_macro_f1 is then NaN.
+    Runs on the device the training features are on. The loss's class weights come from the training
+    labels' counts, i.e. the distribution trained on. Each epoch visits the rows in
+    `order_for_epoch(epoch)` (epochs count from 1; default: a shuffle of every row seeded by (seed, epoch)),
+    so a class-balanced epoch plan trains through the same loop. The starting head is evaluated as epoch 0
+    for the history but is never the result: phase 2 always returns a retrained head. Without validation
+    data (None) every epoch runs and the last one is kept; best_val_macro_f1 is then NaN.
     """
     started = time.perf_counter()
     device = train_features.device
@@ -356,8 +331,11 @@ def train_head(
     if has_val:
         val_features = val_features.to(device)
     counts = torch.bincount(train_labels, minlength=head.out_features).cpu().numpy()
-    terms = _loss_terms(config.loss, counts)
-    with _torch_threads(config.num_threads, device), torch.no_grad():
+    terms = _loss_terms(loss, counts)
+    if order_for_epoch is None:
+        def order_for_epoch(epoch: int) -> torch.Tensor:
+            return shuffled_order(len(train_labels), seed, epoch)
+    with torch_threads(config.num_threads, device), torch.no_grad():
         trainer = _FusedHead(head, config, terms, device)
         features = train_features.contiguous()
         nan = float("nan")
@@ -366,7 +344,7 @@ def train_head(
         best_state, best_epoch, best_f1, stale = None, 0, nan, 0
         for epoch in range(1, config.epochs + 1):
             epoch_started = time.perf_counter()
-            order = epoch_order(len(train_labels), config.seed, epoch).to(device)
+            order = torch.as_tensor(order_for_epoch(epoch), dtype=torch.int64).to(device)
             train_loss = trainer.train_epoch(features, train_labels, order)
             val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
             history.append(EpochRecord(epoch, train_loss, val_f1, val_accuracy, time.perf_counter() - epoch_started))
@@ -378,67 +356,3 @@ def train_head(
                 if config.patience is not None and stale >= config.patience:
                     break
     return HeadResult(best_state, best_epoch, best_f1, time.perf_counter() - started, tuple(history))
-
-
-def train_head_reference(
-    head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, config: HeadConfig, epochs: int
-) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """The plain loop train_head's fused epochs must match: nn.Linear, the loss module, torch.optim.Adam, one
-    step per batch of the same shuffled order. No validation or early stopping. For tests and benchmarks.
-    Runs on the CPU with the same thread count as train_head. Returns the head's state and each epoch's
-    mean batch loss."""
-    model = nn.Linear(head.in_features, head.out_features)
-    model.load_state_dict(head.state_dict())
-    features, labels = features.cpu(), labels.cpu().to(torch.int64)
-    loss_fn = _loss_module(config.loss, torch.bincount(labels, minlength=head.out_features).numpy())
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, eps=config.eps)
-    epoch_losses = []
-    with _torch_threads(config.num_threads, torch.device("cpu")):
-        for epoch in range(1, epochs + 1):
-            order = epoch_order(len(labels), config.seed, epoch)
-            losses = []
-            for start in range(0, len(order), config.batch_size):
-                batch = order[start : start + config.batch_size]
-                optimizer.zero_grad()
-                loss = loss_fn(model(features[batch].float()), labels[batch])
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-            epoch_losses.append(float(torch.stack(losses).mean()))
-    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}, epoch_losses
-
-
-def extract_features(
-    backbone: Callable[[torch.Tensor], torch.Tensor],
-    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    device: torch.device | str,
-    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run the frozen backbone over (inputs, labels) batches: fp16 features (N x D) and int64 labels, on the CPU.
-
-    prepare: applied to each batch on the device before the backbone (e.g. uint8 -> normalized float),
-    so only uint8 crosses the host-device boundary. An nn.Module backbone runs in eval mode.
-    """
-    device = torch.device(device)
-    non_blocking = device.type == "cuda"
-    modules = list(backbone.modules()) if isinstance(backbone, nn.Module) else []
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    features, labels = [], []
-    try:
-        with torch.inference_mode():
-            for inputs, targets in batches:
-                inputs = inputs.to(device, non_blocking=non_blocking)
-                if prepare is not None:
-                    inputs = prepare(inputs)
-                features.append(backbone(inputs).flatten(1).to(torch.float16).to("cpu", non_blocking=non_blocking))
-                labels.append(torch.as_tensor(targets).to(torch.int64).cpu())
-        if non_blocking:
-            torch.cuda.synchronize(device)
-    finally:
-        for m, mode in zip(modules, modes):
-            m.training = mode
-    if not features:
-        return torch.empty(0, 0, dtype=torch.float16), torch.empty(0, dtype=torch.int64)
-    return torch.cat(features), torch.cat(labels)

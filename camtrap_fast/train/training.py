@@ -1,0 +1,141 @@
+"""`camtrap-fast train`: a run directory from shards, phase 1 then (with --two-phase) phase 2, with reports.
+
+The run directory's layout is `train.rundir`'s; what is decided once per run is `train.session`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from camtrap_fast.atomic import save_torch
+from camtrap_fast.devices import resolve_device
+from camtrap_fast.losses import build_loss
+from camtrap_fast.model import build_model, split_backbone_head
+from camtrap_fast.pipelines import make_loader
+from camtrap_fast.report import plot_f1_change, read_metrics
+from camtrap_fast.shards.manifest import load_manifest
+from camtrap_fast.train.config import TrainConfig
+from camtrap_fast.train.distributed import barrier, init_world, local_rank, shutdown
+from camtrap_fast.train.evaluation import headline, write_phase_report
+from camtrap_fast.train.loops import predict
+from camtrap_fast.train.phase1 import fit_phase1
+from camtrap_fast.train.phase2 import fit_phase2, head_predictions
+from camtrap_fast.train.rundir import Run
+from camtrap_fast.train.session import Session
+
+log = logging.getLogger(__name__)
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train into the run directory `out` (new, or continued with `resume`); returns summary.json's content."""
+    manifest = load_manifest(config.shards)
+    device = resolve_device(config.device, local_rank())
+    world = init_world(device)
+    try:
+        session = Session(config, Run(Path(out)), manifest, device, world, resume, progress)
+        return _train(session)
+    finally:
+        shutdown(world)
+
+
+def _train(session: Session) -> dict:
+    config, run, manifest, device, world = session.config, session.run, session.manifest, session.device, session.world
+    if world.is_main:
+        if session.resume and run.config_path.exists():
+            run.check_resume(config, manifest)
+        elif not session.resume:
+            run.check_new()
+    classes = session.classes
+    torch.manual_seed(config.seed)
+    plan, sizes, eval_split = session.plan, session.sizes, session.eval_split
+
+    train_config = session.loader_config("train")
+    if config.stream_from:  # streaming decodes in the PIL backend's workers; DALI reads local shards by offset
+        train_config = dataclasses.replace(train_config, backend="pil")
+    train_loader = make_loader(manifest, "train", train_config)
+    # The train split is only evaluated (feature extraction) in phase 2; its loader's workers would idle otherwise.
+    eval_loaders = {s: make_loader(manifest, s, session.loader_config("eval"))
+                    for s in sizes if s != "train" or config.two_phase}
+
+    model = build_model(config.model.arch, len(classes), config.model.weights).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if world.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    phase1_targets = session.epoch_counts
+    loss1 = build_loss(config.loss, phase1_targets).to(device)
+
+    # Only now, with every option checked (sampling, weights, loaders, loss), does the run directory appear:
+    # a mistake on the command line leaves nothing half-made behind.
+    if world.is_main:
+        run.start(config, manifest, device)
+    barrier(world)
+
+    summary = {}
+    phase1_dir = run.phase_dir(1)
+    if not (session.resume and (phase1_dir / "metrics.json").exists()):
+        if world.is_main:
+            print(f"phase 1: {config.model.arch} on {plan.total_target} samples/epoch (sampling {config.sampling.text}), "
+                  f"{train_loader.backend} backend on {device}", flush=True)
+        state = fit_phase1(session, model, train_loader, eval_loaders.get("val"), loss1)
+        if world.is_main:
+            inner = model.module if world.distributed else model
+            inner.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
+            y_true, y_pred, conf = predict(inner.eval().__call__, eval_loaders[eval_split], sizes[eval_split], device)
+            keys = manifest.load_index(eval_split).keys()
+            metrics = write_phase_report(phase1_dir, y_true, y_pred, conf, keys, classes, phase1_targets, {
+                "phase": 1, "split": eval_split, "seconds": round(state.seconds, 2), "best_epoch": state.best_epoch,
+                "epochs_run": state.next_epoch, "sampling": config.sampling.text, "history": state.history,
+                "epoch_images_per_class": dict(zip(classes, map(int, phase1_targets)))})
+            summary["phase1"] = headline(metrics)
+    barrier(world)
+
+    if config.two_phase and world.is_main:
+        summary.update(_phase2(session, model.module if world.distributed else model, eval_loaders))
+    if world.is_main:
+        previous = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else {}
+        summary = {**previous, **summary}
+        run.write_json(run.summary_path.name, summary)
+    return summary
+
+
+def _phase2(session: Session, model, eval_loaders: dict) -> dict:
+    config, run, manifest, device = session.config, session.run, session.manifest, session.device
+    classes, train_counts, eval_split = session.classes, session.train_counts, session.eval_split
+    phase1_dir, phase2_dir = run.phase_dir(1), run.phase_dir(2)
+    model.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
+    summary = {"phase1": headline(read_metrics(phase1_dir))}
+    print("phase 2: caching frozen-backbone features, then training the final layer on the original data", flush=True)
+    result = fit_phase2(session, model, eval_loaders)
+    save_torch(run.model_path(2), _head_into_model(model, result.head_state))
+    y_true, y_pred, conf = head_predictions(result.head_state, result.caches[eval_split])
+    keys = manifest.load_index(eval_split).keys()
+    metrics = write_phase_report(phase2_dir, y_true, y_pred, conf, keys, classes, train_counts, {
+        "phase": 2, "split": eval_split, "feature_extraction_seconds": round(result.extraction_seconds, 2),
+        "head_training_seconds": round(result.head_seconds, 3), "best_epoch": result.best_epoch,
+        "seconds": round(result.extraction_seconds + result.head_seconds, 2),
+        "epoch_images_per_class": dict(zip(classes, map(int, train_counts)))})
+    summary["phase2"] = headline(metrics)
+    baseline = None
+    if config.compare is not None:
+        compared = Run(config.compare)
+        baseline_metrics = read_metrics(compared.phase_dir(compared.final_phase()))
+        baseline = [baseline_metrics["per_class"].get(c, {}).get("f1", float("nan")) for c in classes]
+        summary["baseline"] = headline(baseline_metrics)
+    phase1_metrics = read_metrics(phase1_dir)
+    plot_f1_change(phase2_dir / "f1_change.png", classes, train_counts,
+                   [metrics["per_class"][c]["f1"] for c in classes],
+                   [phase1_metrics["per_class"][c]["f1"] for c in classes], baseline)
+    return summary
+
+
+def _head_into_model(model, head_state: dict) -> dict:
+    """The phase-2 model as a full state dict: phase-1 backbone + retrained head."""
+    _, head = split_backbone_head(model)
+    head.load_state_dict({k: v.to(head.weight.device, head.weight.dtype) for k, v in head_state.items()})
+    return model.state_dict()

@@ -1,0 +1,97 @@
+"""TrainConfig: composed of the stages' configs, defaults in the dataclasses only, exact config.json round trip,
+errors that name the flag, and the Run's resume checks."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.loss_config import LossConfig
+from camtrap_fast.pipelines.config import LoaderOptions
+from camtrap_fast.sampling.spec import parse_sampling
+from camtrap_fast.train.config import ModelConfig, Phase1Config, TrainConfig
+from camtrap_fast.train.head_config import HeadConfig
+from camtrap_fast.train.options import FLAGS, add_train_arguments, config_from_args, default_of
+
+
+def parse(*argv: str) -> TrainConfig:
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    return config_from_args(Path("shards"), parser.parse_args(list(argv)))
+
+
+def test_defaults_live_in_the_dataclasses_and_the_cli_gives_none():
+    parser = argparse.ArgumentParser()
+    add_train_arguments(parser)
+    assert all(value is None for value in vars(parser.parse_args([])).values())
+    assert parse() == TrainConfig(shards=Path("shards").absolute())
+    helps = {action.option_strings[0]: action.help for action in parser._actions if action.option_strings}
+    assert "(default 64)" in helps["--batch-size"] and "(default 30)" in helps["--head-epochs"]
+    assert "(default 0.08)" in helps["--crop-scale-min"] and "(default resnet18)" in helps["--arch"]
+    assert default_of("phase1.lr") == Phase1Config().lr and default_of("loader.workers") == LoaderOptions().workers
+
+
+def test_every_flag_reaches_its_field():
+    config = parse("--two-phase", "--sampling", "paper-ros-rus-5k", "--ros-ratios", "50:9,inf:3", "--arch",
+                   "resnet34", "--loss", "focal", "--focal-gamma", "1.5", "--focal-alpha", "inverse-frequency",
+                   "--epochs", "7", "--patience", "2", "--lr", "0.01", "--batch-size", "16", "--head-epochs", "4",
+                   "--head-lr", "0.02", "--head-batch-size", "8", "--head-patience", "3", "--backend", "pil",
+                   "--image-size", "96", "--crop-scale-min", "0.5", "--workers", "0", "--skip-corrupt",
+                   "--device", "cpu", "--seed", "5", "--stream-from", "pipe:cat x")
+    assert config.two_phase and config.model == ModelConfig("resnet34")
+    assert config.sampling == parse_sampling("paper-ros-rus-5k", "50:9,inf:3")
+    assert config.loss == LossConfig("focal", focal_gamma=1.5, focal_alpha="inverse-frequency")
+    assert config.phase1 == Phase1Config(epochs=7, patience=2, lr=0.01, batch_size=16)
+    assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3)
+    assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True)
+    assert (config.device, config.seed, config.stream_from) == ("cpu", 5, "pipe:cat x")
+    assert len(FLAGS) == 26  # a new flag needs a line above
+
+
+def test_config_json_round_trips_exactly(tmp_path):
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    config = TrainConfig(
+        shards=tmp_path / "shards", two_phase=True, model=ModelConfig("mobilenet_v3_small", weights),
+        sampling=parse_sampling("ros:42,rus:126", "1:10,4:8,8:6,inf:4"),
+        loss=LossConfig("weighted-ce", class_weights="effective-number", beta=0.99),
+        phase1=Phase1Config(3, 2, 0.003, 32), head=HeadConfig(5, 0.01, 16, None, (0.8, 0.99), 1e-7, 2),
+        loader=LoaderOptions("dali", 64, 0.35, 1, True), device="cuda:1", seed=9, compare=tmp_path / "base",
+        stream_from="http://x/shards")
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
+    focal = dataclasses.replace(config, loss=LossConfig("focal", focal_alpha=0.25))
+    assert TrainConfig.from_json(focal.to_json()) == focal
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size 0: must be a whole number >= 1"),
+    (["--epochs", "-3"], "--epochs -3: must be a whole number >= 1"),
+    (["--head-patience", "0"], "--head-patience 0: must be >= 1 epoch"),
+    (["--lr", "0"], "--lr 0.0: must be > 0"),
+    (["--image-size", "7"], "--image-size 7: must be a whole number of pixels >= 32"),
+    (["--workers", "-1"], "--workers -1: must be a whole number >= 0"),
+    (["--crop-scale-min", "1.5"], "--crop-scale-min 1.5: must be in (0, 1]"),
+    (["--loss", "hinge"], "--loss hinge: unknown loss"),
+    (["--class-weights", "median"], "--class-weights median: choose one of"),
+    (["--backend", "gpu"], "--backend gpu: choose auto, dali, pil"),
+    (["--seed", "-1"], "--seed -1: must be a whole number >= 0"),
+    (["--sampling", "bogus"], "--sampling 'bogus': unknown sampling preset"),
+])
+def test_errors_name_the_flag(argv, message):
+    with pytest.raises(UserError) as error:
+        parse(*argv)
+    assert message in str(error.value)
+
+
+def test_paths_are_absolute_and_checked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert parse().shards == tmp_path / "shards"
+    with pytest.raises(UserError, match="--weights file not found"):
+        parse("--weights", "missing.pt")
+    with pytest.raises(UserError, match="--compare needs a finished camtrap-fast training run"):
+        parse("--compare", "nowhere")
