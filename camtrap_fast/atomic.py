@@ -52,6 +52,11 @@ def _target(path: str | os.PathLike) -> tuple[Path | None, bool]:
     return path, not stat.S_ISREG(mode)  # FIFO, character or block device: write in place
 
 
+def check_target(path: str | os.PathLike) -> None:
+    """Raise the UserError a write to `path` would raise (a folder), before the work that produces the data."""
+    _target(path)
+
+
 class AtomicFile:
     """A file being written: `.file` is the open temporary; `commit()` renames it into place, `discard()` drops it.
 

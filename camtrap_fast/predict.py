@@ -24,18 +24,28 @@ class Prediction:
     error: str = ""
 
 
-def list_images(paths: list[Path]) -> list[Path]:
-    """Files as given, and every non-hidden file below a given folder (non-images are reported, not skipped)."""
-    out = []
+# In a folder, only files with these suffixes are photos to classify (a README.md or a .csv beside the photos
+# is not a failed prediction); a file named on the command line is always tried, whatever its name.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+
+def list_images(paths: list[Path]) -> tuple[list[Path], int]:
+    """(files as given plus every non-hidden image file below a given folder, non-image files skipped)."""
+    out, skipped = [], 0
     for path in paths:
         if path.is_dir():
-            out += sorted(p for p in path.rglob("*") if p.is_file() and not any(
-                part.startswith(".") for part in p.relative_to(path).parts))
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts)):
+                if found.suffix.lower() in IMAGE_SUFFIXES:
+                    out.append(found)
+                else:
+                    skipped += 1
         else:
             out.append(path)  # a missing file is reported as such by encode_image
     if not out:
-        raise UserError(f"no files to classify in {', '.join(map(str, paths))}")
-    return out
+        raise UserError(f"no image files to classify in {', '.join(map(str, paths))}"
+                        + (f" ({skipped} other files skipped)" if skipped else ""))
+    return out, skipped
 
 
 @torch.inference_mode()

@@ -19,7 +19,9 @@ from camtrap_fast.atomic import write_bytes
 from camtrap_fast.errors import UserError
 from camtrap_fast.metrics import Metrics, Predictions, metrics_from_confusion
 
-PER_CLASS_COLUMNS = ("Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Test)")
+# Count (Train): the class's training images as sharded (what rarest/commonest rank by); Count (Epoch): the
+# images per epoch it was trained on (a rebalanced phase 1 differs; blank when unknown), as the study's appendix.
+PER_CLASS_COLUMNS = ("Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Epoch)", "Count (Test)")
 PREDICTION_COLUMNS = ("key", "true", "predicted", "confidence")
 METRICS_FILE = "metrics.json"
 # Cells are annotated with their value only when the matrix is small enough to read them.
@@ -54,10 +56,12 @@ def write_report(
     train_counts: Sequence[int] | np.ndarray | None = None,
     predictions: Predictions | Iterable[Sequence] | None = None,
     extra: Mapping[str, object] | None = None,
+    epoch_counts: Sequence[int] | np.ndarray | None = None,
 ) -> Path:
     """Write metrics.json, per_class.csv, confusion_matrix.png and (with keyed predictions) predictions.csv.
 
     predictions: a Predictions, or rows (key, true class name, predicted class name, confidence).
+    epoch_counts: images per class in one training epoch, for the Count (Epoch) column.
 
     extra: more JSON fields for metrics.json (wall-clock seconds, config, environment); they may not
     reuse a metric's name.
@@ -72,7 +76,7 @@ def write_report(
             raise ValueError(f"extra field {key!r} would overwrite a metric; rename it")
         summary[key] = _json_safe(value)
     write_bytes(out / METRICS_FILE, (json.dumps(summary, indent=1, allow_nan=False) + "\n").encode())
-    write_bytes(out / "per_class.csv", per_class_csv(metrics).encode())
+    write_bytes(out / "per_class.csv", per_class_csv(metrics, epoch_counts).encode())
     if predictions is not None and predictions.keys is not None:
         write_bytes(out / "predictions.csv", predictions_csv(predictions, metrics.class_names).encode())
     plot_confusion_matrix(out / "confusion_matrix.png", metrics)
@@ -96,8 +100,10 @@ def _cell(value: float) -> str:
     return "" if math.isnan(value) else f"{value:.4f}"
 
 
-def per_class_csv(metrics: Metrics) -> str:
+def per_class_csv(metrics: Metrics, epoch_counts: Sequence[int] | np.ndarray | None = None) -> str:
     """The study's per-class table, most training images first."""
+    if epoch_counts is not None and len(epoch_counts) != len(metrics.class_names):
+        raise ValueError(f"{len(epoch_counts)} epoch counts for {len(metrics.class_names)} classes")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(PER_CLASS_COLUMNS)
@@ -108,6 +114,7 @@ def per_class_csv(metrics: Metrics) -> str:
             _cell(metrics.recall[i]),
             _cell(metrics.f1[i]),
             "" if metrics.train_counts is None else int(metrics.train_counts[i]),
+            "" if epoch_counts is None else int(epoch_counts[i]),
             int(metrics.support[i]),
         ])
     return buffer.getvalue()

@@ -37,7 +37,7 @@ def test_class_names(tmp_path, capsys):
     assert data["accuracy"] == 0.5 and data["per_class"]["zebra"]["count_test"] == 2
     with (tmp_path / "m" / "per_class.csv").open() as handle:
         header = next(csv.reader(handle))
-    assert header == ["Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Test)"]
+    assert header == ["Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Epoch)", "Count (Test)"]
     assert (tmp_path / "m" / "confusion_matrix.png").stat().st_size > 1000
     assert not (tmp_path / "m" / "predictions.csv").exists()
 
@@ -104,11 +104,18 @@ def test_bad_arguments(tmp_path, capsys, monkeypatch, args, message):
 def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
     calls = []
     fake = types.ModuleType("camtrap_fast.train")
-    fake.evaluate_run = lambda run_dir, split: calls.append((run_dir, split))
+    metrics = {"num_samples": 3, "num_classes": 2, "phase": 2, "accuracy": 0.5, "macro_f1": 0.25, "skipped_corrupt": 0}
+
+    def evaluate_run(run_dir, split, device, shards, skip_corrupt):
+        calls.append((run_dir, split, device, shards, skip_corrupt))
+        return run_dir / f"eval-{split}", metrics
+
+    fake.evaluate_run = evaluate_run
     monkeypatch.setitem(sys.modules, "camtrap_fast.train", fake)
-    assert run(capsys, "eval", tmp_path, "--split", "val")[0] == 0
-    assert run(capsys, "eval", tmp_path)[0] == 0
-    assert calls == [(tmp_path, "val"), (tmp_path, "test")]
+    code, out, _ = run(capsys, "eval", tmp_path, "--split", "val")
+    assert code == 0 and f"split val, phase 2: accuracy 0.5000, macro F1 0.2500 -> {tmp_path / 'eval-val'}" in out
+    assert run(capsys, "eval", tmp_path, "--skip-corrupt", "--shards", tmp_path / "s")[0] == 0
+    assert calls == [(tmp_path, "val", "auto", None, False), (tmp_path, "test", "auto", tmp_path / "s", True)]
 
 
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):

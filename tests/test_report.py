@@ -49,9 +49,9 @@ def test_full_report(tmp_path):
 
     rows = read_csv(tmp_path / "per_class.csv")
     assert tuple(rows[0]) == PER_CLASS_COLUMNS == ("Species", "Precision", "Recall", "F1-score", "Count (Train)",
-                                                   "Count (Test)")
+                                                   "Count (Epoch)", "Count (Test)")
     assert [r[0] for r in rows[1:]] == ["wildebeest", "zebra", "lion", "civet"]  # training count, descending
-    assert rows[1][4:] == ["48000", "4"] and float(rows[1][2]) == pytest.approx(0.75)
+    assert rows[1][4:] == ["48000", "", "4"] and float(rows[1][2]) == pytest.approx(0.75)
 
     predictions_rows = read_csv(tmp_path / "predictions.csv")
     assert predictions_rows[0] == ["key", "true", "predicted", "confidence"]
@@ -108,3 +108,13 @@ def test_read_metrics_errors(tmp_path):
     (tmp_path / "metrics.json").write_text("{broken")
     with pytest.raises(UserError, match="cannot read metrics"):
         read_metrics(tmp_path)
+
+
+def test_epoch_counts_fill_their_own_column(tmp_path):
+    metrics = compute_metrics(Y_TRUE, Y_PRED, CLASSES, train_counts=[300, 9000, 4, 48000])
+    write_report(tmp_path, metrics, CLASSES, epoch_counts=[3000, 9000, 40, 15000])
+    rows = read_csv(tmp_path / "per_class.csv")
+    assert [r[0] for r in rows[1:]] == ["wildebeest", "zebra", "lion", "civet"]  # ranked by Count (Train)
+    assert rows[1][4:] == ["48000", "15000", "4"] and rows[4][4:] == ["4", "40", "1"]
+    with pytest.raises(ValueError, match="epoch counts"):
+        write_report(tmp_path, metrics, CLASSES, epoch_counts=[1])

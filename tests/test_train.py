@@ -51,7 +51,8 @@ def test_two_phase_run_writes_every_report(two_phase_run, tiny_shards):
             assert (d / name).is_file(), f"{phase}/{name}"
         with open(d / "per_class.csv", newline="") as f:
             rows = list(csv.DictReader(f))
-        assert list(rows[0]) == ["Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Test)"]
+        assert list(rows[0]) == ["Species", "Precision", "Recall", "F1-score", "Count (Train)", "Count (Epoch)",
+                                 "Count (Test)"]
         assert len(rows) == manifest.num_classes
         counts = [int(r["Count (Train)"]) for r in rows]
         assert counts == sorted(counts, reverse=True)
@@ -62,7 +63,7 @@ def test_two_phase_run_writes_every_report(two_phase_run, tiny_shards):
     phase2 = json.loads((two_phase_run / "phase2" / "metrics.json").read_text())
     # phase 1 trained on the ROS/RUS plan, phase 2 on the original distribution
     with open(two_phase_run / "phase1" / "per_class.csv", newline="") as f:
-        assert max(int(r["Count (Train)"]) for r in csv.DictReader(f)) <= 40
+        assert max(int(r["Count (Epoch)"]) for r in csv.DictReader(f)) <= 40
     assert phase2["feature_extraction_seconds"] > 0 and phase2["head_training_seconds"] > 0
     assert 0 <= phase1["macro_f1"] <= 1 and 0 <= phase2["accuracy"] <= 1
     for split in ("train", "val", "test"):
@@ -93,7 +94,7 @@ def test_eval_run_and_predict(two_phase_run, tmp_path, data_dir, cli):
     assert code == 0, err
     with open(tmp_path / "preds.csv", newline="") as f:
         rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
-    assert len(rows) == len([p for p in photos.iterdir() if not p.name.startswith(".")])
+    assert len(rows) == len([p for p in photos.iterdir() if p.suffix == ".jpg"])  # README.md is skipped
     assert rows["african_elephants_truncated_file.jpg"]["error"].startswith("truncated")
     for name in ("african_elephants_cmyk.jpg", "african_elephants_bw.jpg", "african_elephants_with_exif_orientation.jpg"):
         assert rows[name]["predicted"] and not rows[name]["error"] and len(rows[name]["top3"].split(";")) == 3

@@ -23,6 +23,11 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("run", nargs="?", type=Path, metavar="RUN", help="a training run directory")
     parser.add_argument("--split", choices=("test", "val"), help="with RUN: which split to evaluate (default test)")
+    parser.add_argument("--shards", type=Path, metavar="DIR",
+                        help="with RUN: where the run's shards are now, if they moved (they must be the same shards)")
+    parser.add_argument("--device", help="with RUN: auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--skip-corrupt", action="store_true",
+                        help="with RUN: skip and count samples that cannot be read or decoded instead of stopping")
     parser.add_argument("--predictions", type=Path, metavar="FILE.csv", help="predictions CSV to evaluate")
     parser.add_argument("--out", type=Path, metavar="DIR", help="with --predictions: where to write the metrics")
     parser.add_argument("--classes", metavar="A,B,C",
@@ -41,18 +46,25 @@ def run(args: argparse.Namespace) -> int:
                                           ("--train-counts", args.train_counts)) if value is not None]
         if given:
             raise UserError(f"{', '.join(given)} only apply with --predictions; a run directory knows its classes")
-        return _evaluate_run(args.run, args.split or "test")
-    if args.split is not None:
-        raise UserError("--split only applies with a run directory")
+        return _evaluate_run(args)
+    run_only = [flag for flag, value in (("--split", args.split), ("--shards", args.shards), ("--device", args.device),
+                                         ("--skip-corrupt", args.skip_corrupt or None)) if value is not None]
+    if run_only:
+        raise UserError(f"{', '.join(run_only)} only appl{'ies' if len(run_only) == 1 else 'y'} with a run directory")
     if args.out is None:
         raise UserError("--predictions needs --out DIR for the metrics")
     return _evaluate_predictions(args)
 
 
-def _evaluate_run(run_dir: Path, split: str) -> int:
+def _evaluate_run(args: argparse.Namespace) -> int:
     from camtrap_fast.train import evaluate_run
 
-    evaluate_run(run_dir, split)
+    split = args.split or "test"
+    out, metrics = evaluate_run(args.run, split, args.device or "auto", args.shards, args.skip_corrupt)
+    skipped = f", {metrics['skipped_corrupt']} corrupt samples skipped" if metrics["skipped_corrupt"] else ""
+    print(f"{metrics['num_samples']} predictions, {metrics['num_classes']} classes, split {split}, "
+          f"phase {metrics['phase']}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}"
+          f"{skipped} -> {out}")
     return 0
 
 
@@ -88,7 +100,7 @@ def _evaluate_predictions(args: argparse.Namespace) -> int:
     write_report(args.out, metrics, class_names, predictions=predictions,
                  extra={"source": {"predictions": str(path)}})
     print(f"{metrics.num_samples} predictions, {len(class_names)} classes: accuracy {metrics.accuracy:.4f}, "
-          f"macro F1 {metrics.macro_f1:.4f} -> {args.out}")
+          f"macro F1 {metrics.macro_f1:.4f} -> {args.out}")  # the form `eval RUN` prints too
     return 0
 
 

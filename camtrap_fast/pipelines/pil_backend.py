@@ -29,6 +29,7 @@ from camtrap_fast.pipelines.crop_geometry import center_window, crop_windows, dr
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
 from camtrap_fast.pipelines.loader import DECODE_ERRORS, Batch, Bounds, Loader, sample_message
 from camtrap_fast.pipelines.normalize import to_inputs
+from camtrap_fast.processes import die_with_parent
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.shards.reader import ShardReader
 
@@ -53,6 +54,7 @@ class PilLoader(Loader):
             pin_memory=device.type == "cuda",
             prefetch_factor=config.prefetch if workers else None,
             persistent_workers=workers > 0,
+            worker_init_fn=die_with_parent,  # a killed train leaves no worker behind
         )
 
     def close(self) -> None:

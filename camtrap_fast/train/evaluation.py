@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,22 @@ from camtrap_fast.errors import UserError
 from camtrap_fast.metrics import compute_metrics
 from camtrap_fast.pipelines import make_loader
 from camtrap_fast.report import read_metrics, write_report
+from camtrap_fast.sampling import plan_sampling
 from camtrap_fast.train.loops import predict
 from camtrap_fast.train.rundir import Run
 
 
-def write_phase_report(out_dir: Path, y_true, y_pred, confidence, keys, classes, train_counts, extra: dict) -> dict:
-    """metrics.json, per_class.csv, predictions.csv and the confusion matrix in `out_dir`; returns metrics.json."""
+def write_phase_report(out_dir: Path, y_true, y_pred, confidence, keys, classes, train_counts, extra: dict,
+                       epoch_counts=None) -> dict:
+    """metrics.json, per_class.csv, predictions.csv and the confusion matrix in `out_dir`; returns metrics.json.
+
+    train_counts: the original training images per class (rarest/commonest rank by these, in every phase);
+    epoch_counts: the images per class one training epoch saw (a rebalanced phase 1's plan).
+    """
     metrics = compute_metrics(y_true, y_pred, classes, train_counts=train_counts)
     predictions = [(k, classes[t], classes[p], float(c)) for k, t, p, c in zip(keys, y_true, y_pred, confidence)]
-    write_report(out_dir, metrics, classes, train_counts=train_counts, predictions=predictions, extra=extra)
+    write_report(out_dir, metrics, classes, train_counts=train_counts, predictions=predictions, extra=extra,
+                 epoch_counts=epoch_counts)
     return read_metrics(out_dir)
 
 
@@ -27,18 +35,26 @@ def headline(metrics: dict) -> dict:
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
-def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Path | None = None) -> Path:
-    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/."""
+def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Path | None = None,
+                 skip_corrupt: bool = False) -> tuple[Path, dict]:
+    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/.
+    Returns the report folder and its metrics.json."""
     run = Run(Path(run_dir))
-    model, config, classes = run.load_model(resolve_device(device))
+    phase = run.final_phase()
+    model, config, classes = run.load_model(resolve_device(device), phase)
     manifest = run.manifest(shards)
     if split not in manifest.splits or not manifest.splits[split].samples:
         raise UserError(f"{manifest.root}: split '{split}' has no samples")
-    loader_config = config.loader.for_mode("eval", config.phase1.batch_size, str(next(model.parameters()).device))
-    loader = make_loader(manifest, split, loader_config)
+    options = dataclasses.replace(config.loader, skip_corrupt=skip_corrupt)
+    loader = make_loader(manifest, split, options.for_mode("eval", config.phase1.batch_size,
+                                                           str(next(model.parameters()).device)))
     y_true, y_pred, conf = predict(model.__call__, loader, manifest.splits[split].samples, loader.device)
-    counts = np.asarray(list(manifest.splits["train"].class_counts.values()), dtype=np.int64)
+    train_counts = np.asarray(list(manifest.splits["train"].class_counts.values()), dtype=np.int64)
+    # The final model's last training epochs: phase 2 retrains on the original data, phase 1 on its plan.
+    epoch_counts = train_counts if phase == 2 else plan_sampling(manifest.splits["train"].class_counts,
+                                                                  config.sampling).target
     out = run.eval_dir(split)
-    write_phase_report(out, y_true, y_pred, conf, manifest.load_index(split).keys(), classes, counts,
-                       {"split": split, "model": str(run.model_path(run.final_phase()))})
-    return out
+    metrics = write_phase_report(out, y_true, y_pred, conf, manifest.load_index(split).keys(), classes, train_counts,
+                                 {"phase": phase, "split": split, "model": str(run.model_path(phase)),
+                                  "skipped_corrupt": loader.skipped}, epoch_counts)
+    return out, metrics

@@ -85,7 +85,7 @@ def fit_phase1(session: Session, model, train_loader, val_loader, loss_fn) -> Ph
             save_torch(run.checkpoint_path, {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
                                              "state": state.__dict__})
             val = f", val macro-F1 {record['val_macro_f1']:.3f}" if "val_macro_f1" in record else ""
-            print(f"epoch {epoch + 1}/{epochs}: loss {stats.loss:.3f}, "
+            print(f"epoch {epoch + 1}/{epochs}: loss {stats.loss:.3f} on {stats.images * world.world_size} images, "
                   f"{record['images_per_s']:.0f} images/s{val}", flush=True)
         stop = broadcast_flag(world, state.epochs_without_gain >= patience)
         if stop:

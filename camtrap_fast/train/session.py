@@ -7,6 +7,7 @@ place, so phase 1 and phase 2 take a session rather than a dozen arguments.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +21,12 @@ from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.distributed import World
 from camtrap_fast.train.rundir import Run
+
+# The last partial batch of a phase-1 epoch is dropped (usual in training: a tiny batch gives BatchNorm noisy
+# statistics) only while that loses at most this fraction of the epoch; otherwise it is trained on too, so a
+# small training split is never silently trained on nothing. A batch of 1 is always dropped: BatchNorm cannot
+# normalize one sample at the last stage's 1x1 resolution.
+MAX_DROPPED_FRACTION = 0.05
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,22 @@ class Session:
             raise UserError(f"{self.manifest.root}: needs a val or test split to evaluate on (reshard with --split)")
         if self.config.stream_from and self.world.distributed:
             raise UserError("--stream-from with torchrun is not supported yet: each rank would need its own shard part")
+        if self.epoch_samples < 2:
+            raise UserError(f"{self.manifest.root}: a phase-1 epoch has {self.epoch_samples} training image(s) "
+                            f"(sampling {self.config.sampling.text}); at least 2 are needed to train")
+        self._check_compare()
+
+    def _check_compare(self) -> None:
+        compare = self.config.compare
+        if compare is None:
+            return
+        if not self.config.two_phase:
+            raise UserError(f"{compare}: --compare charts phase 2 against a baseline run; add --two-phase "
+                            "(or leave --compare out)")
+        theirs = Run(compare).classes()
+        if theirs != self.classes:
+            raise UserError(f"{compare}: --compare needs a run on the same classes, in the same order; it has "
+                            f"{len(theirs)} classes, these shards {len(self.classes)}")
 
     @property
     def classes(self) -> list[str]:
@@ -68,7 +91,43 @@ class Session:
         test = self.manifest.splits.get("test")
         return "test" if test is not None and test.samples else "val"
 
+    @property
+    def epoch_samples(self) -> int:
+        """Samples one rank trains on per phase-1 epoch (ranks get equal parts, padded by wrap-around)."""
+        return -(-self.plan.total_target // self.world.world_size)
+
+    @property
+    def drop_last(self) -> bool:
+        """Whether phase 1 drops each epoch's last partial batch (see MAX_DROPPED_FRACTION)."""
+        left = self.epoch_samples % self.config.phase1.batch_size
+        return left < 2 or left <= MAX_DROPPED_FRACTION * self.epoch_samples
+
+    @property
+    def images_per_epoch(self) -> int:
+        """What a rank's phase-1 epoch actually trains on, after the drop_last rule."""
+        batch = self.config.phase1.batch_size
+        return self.epoch_samples // batch * batch if self.drop_last else self.epoch_samples
+
     def loader_config(self, mode: str) -> LoaderConfig:
         """Every loader of the run: the run's loader options, batch size and device; seeded per rank."""
         config = self.config
-        return config.loader.for_mode(mode, config.phase1.batch_size, str(self.device), config.seed + self.world.rank)
+        loader = config.loader.for_mode(mode, config.phase1.batch_size, str(self.device), config.seed + self.world.rank)
+        return dataclasses.replace(loader, drop_last=self.drop_last) if mode == "train" else loader
+
+    def notes(self) -> list[str]:
+        """What the user should know about this run's set-up: printed at the start, kept in the reports."""
+        notes = []
+        batch = self.config.phase1.batch_size
+        if self.epoch_samples < batch:
+            notes.append(f"a phase-1 epoch has {self.epoch_samples} images, fewer than --batch-size {batch}: "
+                         f"each epoch is one batch of {self.images_per_epoch}")
+        elif not self.drop_last:
+            notes.append(f"each phase-1 epoch also trains on its last partial batch of "
+                         f"{self.epoch_samples % batch} images (dropping it would lose more than "
+                         f"{MAX_DROPPED_FRACTION:.0%} of the epoch)")
+        if self.eval_split == "val":
+            notes.append("the shards have no test split: reported scores are on val, the split that also chose "
+                         "the best epoch (model-selection scores, optimistic); reshard with a test fraction")
+        if "val" not in self.sizes:
+            notes.append("the shards have no val split: early stopping is off and the last epoch is kept")
+        return notes

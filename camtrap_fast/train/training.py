@@ -14,6 +14,7 @@ import torch
 
 from camtrap_fast.atomic import save_torch
 from camtrap_fast.devices import resolve_device
+from camtrap_fast.errors import UserError
 from camtrap_fast.losses import build_loss
 from camtrap_fast.model import build_model, split_backbone_head
 from camtrap_fast.pipelines import make_loader
@@ -23,7 +24,7 @@ from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.distributed import barrier, init_world, local_rank, shutdown
 from camtrap_fast.train.evaluation import headline, write_phase_report
 from camtrap_fast.train.loops import predict
-from camtrap_fast.train.phase1 import fit_phase1
+from camtrap_fast.train.phase1 import Phase1State, fit_phase1
 from camtrap_fast.train.phase2 import fit_phase2, head_predictions
 from camtrap_fast.train.rundir import Run
 from camtrap_fast.train.session import Session
@@ -63,6 +64,7 @@ def _train(session: Session) -> dict:
                     for s in sizes if s != "train" or config.two_phase}
 
     model = build_model(config.model.arch, len(classes), config.model.weights).to(device)
+    _check_input_size(model, config.model.arch, config.loader.image_size, device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if world.distributed:
@@ -74,11 +76,13 @@ def _train(session: Session) -> dict:
     # a mistake on the command line leaves nothing half-made behind.
     if world.is_main:
         run.start(config, manifest, device)
+        for note in session.notes():
+            print(f"note: {note}", flush=True)
     barrier(world)
 
     summary = {}
     phase1_dir = run.phase_dir(1)
-    if not (session.resume and (phase1_dir / "metrics.json").exists()):
+    if _phase1_to_run(session):
         if world.is_main:
             print(f"phase 1: {config.model.arch} on {plan.total_target} samples/epoch (sampling {config.sampling.text}), "
                   f"{train_loader.backend} backend on {device}", flush=True)
@@ -88,10 +92,12 @@ def _train(session: Session) -> dict:
             inner.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
             y_true, y_pred, conf = predict(inner.eval().__call__, eval_loaders[eval_split], sizes[eval_split], device)
             keys = manifest.load_index(eval_split).keys()
-            metrics = write_phase_report(phase1_dir, y_true, y_pred, conf, keys, classes, phase1_targets, {
+            metrics = write_phase_report(phase1_dir, y_true, y_pred, conf, keys, classes, session.train_counts, {
                 "phase": 1, "split": eval_split, "seconds": round(state.seconds, 2), "best_epoch": state.best_epoch,
                 "epochs_run": state.next_epoch, "sampling": config.sampling.text, "history": state.history,
-                "epoch_images_per_class": dict(zip(classes, map(int, phase1_targets)))})
+                "epoch_images_per_class": dict(zip(classes, map(int, phase1_targets))),
+                "skipped_corrupt": _skipped(train_loader, eval_loaders), "notes": session.notes()},
+                epoch_counts=phase1_targets)
             summary["phase1"] = headline(metrics)
     barrier(world)
 
@@ -119,7 +125,8 @@ def _phase2(session: Session, model, eval_loaders: dict) -> dict:
         "phase": 2, "split": eval_split, "feature_extraction_seconds": round(result.extraction_seconds, 2),
         "head_training_seconds": round(result.head_seconds, 3), "best_epoch": result.best_epoch,
         "seconds": round(result.extraction_seconds + result.head_seconds, 2),
-        "epoch_images_per_class": dict(zip(classes, map(int, train_counts)))})
+        "epoch_images_per_class": dict(zip(classes, map(int, train_counts))),
+        "skipped_corrupt": _skipped(None, eval_loaders), "notes": session.notes()}, epoch_counts=train_counts)
     summary["phase2"] = headline(metrics)
     baseline = None
     if config.compare is not None:
@@ -132,6 +139,50 @@ def _phase2(session: Session, model, eval_loaders: dict) -> dict:
                    [metrics["per_class"][c]["f1"] for c in classes],
                    [phase1_metrics["per_class"][c]["f1"] for c in classes], baseline)
     return summary
+
+
+def _phase1_to_run(session: Session) -> bool:
+    """Whether phase 1 (still) has epochs to run. A resumed run whose phase 1 finished continues it only when
+    more epochs are allowed now (a larger --epochs, or --patience after an early stop); otherwise says why not."""
+    run, phase1 = session.run, session.config.phase1
+    if not (session.resume and (run.phase_dir(1) / "metrics.json").exists()):
+        return True
+    if not run.checkpoint_path.exists():
+        print(f"resume: phase 1 finished, and without {run.checkpoint_path} it cannot be continued", flush=True)
+        return False
+    state = Phase1State(**torch.load(run.checkpoint_path, map_location="cpu", weights_only=False)["state"])
+    stopped_early = state.epochs_without_gain >= phase1.patience
+    if state.next_epoch < phase1.epochs and not stopped_early:
+        if session.world.is_main:
+            print(f"resume: phase 1 finished at epoch {state.next_epoch}; continuing it to --epochs {phase1.epochs}",
+                  flush=True)
+        return True
+    if session.world.is_main:
+        how = (f"it stopped early (no gain in validation macro-F1 for {state.epochs_without_gain} epochs): "
+               "a larger --patience continues it" if stopped_early
+               else f"it ran its {state.next_epoch} epochs: a larger --epochs continues it")
+        print(f"resume: phase 1 already finished at epoch {state.next_epoch} (best: epoch {state.best_epoch}); "
+              f"{how}", flush=True)
+    return False
+
+
+def _skipped(train_loader, eval_loaders: dict) -> dict[str, int]:
+    """Corrupt samples skipped (--skip-corrupt) so far, per loader."""
+    counts = {f"{split} (eval)": loader.skipped for split, loader in eval_loaders.items()}
+    if train_loader is not None:
+        counts["train"] = train_loader.skipped
+    return counts
+
+
+def _check_input_size(model, arch: str, image_size: int, device: torch.device) -> None:
+    """Refuse a crop the network cannot take (a ViT wants exactly its patch grid) before any work."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(2, 3, image_size, image_size, device=device))
+    except (RuntimeError, ValueError, AssertionError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(f"--image-size {image_size}: {arch} cannot take {image_size}-px crops ({detail})") from None
 
 
 def _head_into_model(model, head_state: dict) -> dict:
