@@ -52,7 +52,8 @@ def list_images(paths: list[Path]) -> tuple[list[Path], int]:
 def predict_files(model, classes: list[str], files: list[Path], preprocessing: dict, top_k: int = 5,
                   batch_size: int = 64, device: torch.device = torch.device("cpu")) -> list[Prediction]:
     encode = EncodeConfig(size=preprocessing["shard_size"], quality=preprocessing.get("shard_quality", 90))
-    transform = LoaderConfig(mode="eval", image_size=preprocessing["image_size"], device=str(device), workers=0)
+    transform = LoaderConfig(mode="eval", image_size=preprocessing["image_size"], device=str(device), workers=0,
+                             eval_crop=preprocessing.get("eval_crop", "center"))
     k = max(1, min(top_k, len(classes)))
     results: dict[int, Prediction] = {}
     pending: list[tuple[int, bytes]] = []

@@ -320,6 +320,18 @@ def test_eval_inputs_handles_real_camera_files(shards, data_dir):
     assert (to_images(inputs[3:])[0].int() - expected.int()).abs().float().mean() < 3
 
 
+def test_full_frame_eval_squeezes_the_whole_frame(shards, data_dir):
+    photo = (data_dir / "edge-cases" / "ocelot.jpg").read_bytes()
+    full = eval_inputs([photo], config("eval", eval_crop="full"), CPU)
+    center = eval_inputs([photo], config("eval"), CPU)
+    image = Image.open(io.BytesIO(photo)).convert("RGB")
+    expected = v2.Compose([v2.PILToTensor(), v2.Resize((SIZE, SIZE), antialias=True)])(image).permute(1, 2, 0)
+    assert (to_images(full)[0].int() - expected.int()).abs().float().mean() < 3  # DCT-scaled decode: close
+    assert (to_images(center)[0].int() - expected.int()).abs().float().mean() > 5  # the centre crop differs
+    with pytest.raises(ValueError, match="eval_crop"):
+        config("eval", eval_crop="middle")
+
+
 def test_eval_inputs_match_the_eval_epoch_and_name_bad_input(shards):
     order = np.arange(10)
     inputs = eval_inputs([payload(shards, i) for i in order], config("eval", workers=2), CPU)

@@ -38,6 +38,10 @@ def test_dali_and_pil_give_the_same_pixels(shards, mode):
     order = np.random.default_rng(0).integers(0, 30, 32)
     dali, dali_labels, _ = run_epoch(make_loader(shards, "train", config(mode)), order, epoch=4)
     pil, pil_labels, _ = run_epoch(make_loader(shards, "train", config(mode, "pil", workers=0)), order, epoch=4)
+    if mode == "eval":  # the whole-frame eval crop too
+        full_dali, _, _ = run_epoch(make_loader(shards, "train", config(mode, eval_crop="full")), order)
+        full_pil, _, _ = run_epoch(make_loader(shards, "train", config(mode, "pil", workers=0, eval_crop="full")), order)
+        assert (full_dali - full_pil).abs().mean() < 0.02 and not torch.equal(full_pil, pil)
     assert torch.equal(dali_labels, pil_labels)
     assert dali.shape == pil.shape == (32, 3, SIZE, SIZE) and dali.is_contiguous(memory_format=torch.channels_last)
     # Same windows, same flips; only the two bilinear resamplers differ (normalized units: 0.02 ~ 1 grey level).

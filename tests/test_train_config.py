@@ -41,15 +41,16 @@ def test_every_flag_reaches_its_field():
                    "--epochs", "7", "--patience", "2", "--lr", "0.01", "--batch-size", "16", "--head-epochs", "4",
                    "--head-lr", "0.02", "--head-batch-size", "8", "--head-patience", "3", "--backend", "pil",
                    "--image-size", "96", "--crop-scale-min", "0.5", "--workers", "0", "--skip-corrupt",
+                   "--eval-crop", "full",
                    "--device", "cpu", "--seed", "5", "--stream-from", "pipe:cat x")
     assert config.two_phase and config.model == ModelConfig("resnet34")
     assert config.sampling == parse_sampling("paper-ros-rus-5k", "50:9,inf:3")
     assert config.loss == LossConfig("focal", focal_gamma=1.5, focal_alpha="inverse-frequency")
     assert config.phase1 == Phase1Config(epochs=7, patience=2, lr=0.01, batch_size=16)
     assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3)
-    assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True)
+    assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True, "full")
     assert (config.device, config.seed, config.stream_from) == ("cpu", 5, "pipe:cat x")
-    assert len(FLAGS) == 26  # a new flag needs a line above
+    assert len(FLAGS) == 27  # a new flag needs a line above
 
 
 def test_config_json_round_trips_exactly(tmp_path):
@@ -60,7 +61,7 @@ def test_config_json_round_trips_exactly(tmp_path):
         sampling=parse_sampling("ros:42,rus:126", "1:10,4:8,8:6,inf:4"),
         loss=LossConfig("weighted-ce", class_weights="effective-number", beta=0.99),
         phase1=Phase1Config(3, 2, 0.003, 32), head=HeadConfig(5, 0.01, 16, None, (0.8, 0.99), 1e-7, 2),
-        loader=LoaderOptions("dali", 64, 0.35, 1, True), device="cuda:1", seed=9, compare=tmp_path / "base",
+        loader=LoaderOptions("dali", 64, 0.35, 1, True, "full"), device="cuda:1", seed=9, compare=tmp_path / "base",
         stream_from="http://x/shards")
     assert TrainConfig.from_json(config.to_json()) == config
     assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
@@ -79,6 +80,7 @@ def test_config_json_round_trips_exactly(tmp_path):
     (["--loss", "hinge"], "--loss hinge: unknown loss"),
     (["--class-weights", "median"], "--class-weights median: choose one of"),
     (["--backend", "gpu"], "--backend gpu: choose auto, dali, pil"),
+    (["--eval-crop", "middle"], "--eval-crop middle: choose center or full"),
     (["--seed", "-1"], "--seed -1: must be a whole number >= 0"),
     (["--sampling", "bogus"], "--sampling 'bogus': unknown sampling preset"),
 ])

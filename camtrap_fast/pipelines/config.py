@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from camtrap_fast.devices import valid_device_text
 from camtrap_fast.errors import ConfigError
+from camtrap_fast.pipelines.crop_geometry import EVAL_CROPS
 
 MODES = ("train", "eval")
 BACKENDS = ("auto", "dali", "pil")
@@ -31,6 +32,7 @@ class LoaderConfig:
     batch_size: int = 64
     image_size: int = 224  # output side in pixels
     resize_size: int | None = None  # eval: shorter side before the centre crop; None: image_size * 256 / 224
+    eval_crop: str = "center"  # eval: "center" crop, or the "full" frame squeezed to the square
     crop_scale: tuple[float, float] = (0.08, 1.0)  # train: crop area as a fraction of the image
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # train: crop width / height
     drop_last: bool | None = None  # None: drop the last partial batch in train mode only
@@ -60,6 +62,8 @@ class LoaderConfig:
                     f"resize_size {self.resize_size} is smaller than image_size {self.image_size}; "
                     "the centre crop must fit: use resize_size >= image_size (or None for the usual 256/224 ratio)"
                 )
+        if self.eval_crop not in EVAL_CROPS:
+            raise ValueError(f"eval_crop must be one of {EVAL_CROPS}, got {self.eval_crop!r}")
         low, high = _pair("crop_scale", self.crop_scale)
         if not 0 < low <= high <= 1:
             raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
@@ -109,6 +113,7 @@ class LoaderOptions:
     crop_scale_min: float = 0.08  # train: smallest random-resized-crop area, as a fraction of the image
     workers: int = 2  # PIL: decode processes (0: decode in the main process); DALI: decode threads (0 -> 1)
     skip_corrupt: bool = False
+    eval_crop: str = "center"  # how eval, the reports and predict see a frame: "center" crop or "full" frame
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -121,9 +126,11 @@ class LoaderOptions:
             raise ConfigError("crop_scale_min", self.crop_scale_min, "must be in (0, 1]")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise ConfigError("workers", self.workers, "must be a whole number >= 0")
+        if self.eval_crop not in EVAL_CROPS:
+            raise ConfigError("eval_crop", self.eval_crop, f"choose {' or '.join(EVAL_CROPS)}")
 
     def for_mode(self, mode: str, batch_size: int, device: str, seed: int = 0) -> LoaderConfig:
         extra = {"crop_scale": (self.crop_scale_min, 1.0)} if mode == "train" else {}
         return LoaderConfig(mode=mode, backend=self.backend, device=device, batch_size=batch_size,
                             image_size=self.image_size, workers=self.workers, seed=seed,
-                            skip_corrupt=self.skip_corrupt, **extra)
+                            skip_corrupt=self.skip_corrupt, eval_crop=self.eval_crop, **extra)

@@ -81,3 +81,15 @@ def center_window(width: int, height: int, resize: int, size: int) -> tuple[floa
     left = int(round((new_w - size) / 2.0))
     top = int(round((new_h - size) / 2.0))
     return left / sx, top / sy, (left + size) / sx, (top + size) / sy
+
+
+EVAL_CROPS = ("center", "full")
+
+
+def eval_window(width: int, height: int, eval_crop: str, resize: int, size: int) -> tuple[float, float, float, float]:
+    """The source box an eval input samples: the centre crop (`center`: the usual Resize + CenterCrop), or the
+    whole frame squeezed to the square (`full`, as SpeciesNet and MEWC classify whole frames: nothing at the
+    edges of a wide frame is cut away, at the cost of the animals' aspect ratio)."""
+    if eval_crop == "full":
+        return 0.0, 0.0, float(width), float(height)
+    return center_window(width, height, resize, size)

@@ -44,7 +44,7 @@ import torch
 from camtrap_fast.atomic import open_atomic
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines.config import LoaderConfig
-from camtrap_fast.pipelines.crop_geometry import center_window, crop_windows, draw_crops
+from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops, eval_window
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
 from camtrap_fast.pipelines.loader import Batch, Bounds, Loader, sample_message
 from camtrap_fast.shards.manifest import Manifest
@@ -300,7 +300,7 @@ class _Feed:
             # (y, x) ROI corners for fn.resize; pads keep the whole placeholder.
             boxes = np.tile(np.float32([0, 0, PLACEHOLDER_SIZE, PLACEHOLDER_SIZE]), (size, 1))
             for k in np.flatnonzero(status == OK).tolist():
-                boxes[k] = center_window(*sizes[k].tolist(), config.eval_resize, config.image_size)
+                boxes[k] = eval_window(*sizes[k].tolist(), config.eval_crop, config.eval_resize, config.image_size)
             return (*outputs, np.ascontiguousarray(boxes[:, [1, 0]]), np.ascontiguousarray(boxes[:, [3, 2]]))
         n = stop - start  # draw for the real samples only: the same draws as the PIL backend
         draws = draw_crops(config.seed, int(state["epoch"]), b, n)

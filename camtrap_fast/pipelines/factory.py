@@ -37,7 +37,7 @@ def make_loader(manifest: Manifest, split: str, config: LoaderConfig) -> Loader:
     """A loader for `split` of a shard directory, with backend and device resolved from `config`."""
     device = resolve_device(config.device)
     backend = resolve_backend(config.backend, device)
-    if config.mode == "eval" and config.eval_resize > manifest.image_size:
+    if config.mode == "eval" and config.eval_crop == "center" and config.eval_resize > manifest.image_size:
         log.warning(
             "eval resize %d px is larger than the shards' %d px: images will be upsampled; "
             "re-shard with --size %d for sharper eval inputs",

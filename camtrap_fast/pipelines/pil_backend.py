@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines.config import LoaderConfig
-from camtrap_fast.pipelines.crop_geometry import center_window, crop_windows, draw_crops
+from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops, eval_window
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
 from camtrap_fast.pipelines.loader import DECODE_ERRORS, Batch, Bounds, Loader, sample_message
 from camtrap_fast.pipelines.normalize import to_inputs
@@ -194,6 +194,8 @@ def eval_inputs(encoded: Sequence[bytes], config: LoaderConfig, device: torch.de
 def eval_image(data: bytes, config: LoaderConfig) -> np.ndarray:
     """The eval transform for any encoded image (EXIF orientation applied, as DALI's decoder does)."""
     size, resize = config.image_size, config.eval_resize
+    if config.eval_crop == "full":
+        resize = size  # the whole frame is resampled: its shorter side may drop to `size`
     image = Image.open(io.BytesIO(data))
     # Draft so the shorter side stays >= resize; that side is the same before and after an EXIF rotation.
     _draft(image, (0, 0, *image.size), resize)
@@ -201,7 +203,7 @@ def eval_image(data: bytes, config: LoaderConfig) -> np.ndarray:
         image = ImageOps.exif_transpose(image)
     if image.mode != "RGB":
         image = image.convert("RGB")
-    box = center_window(*image.size, resize, size)
+    box = eval_window(*image.size, config.eval_crop, resize, size)
     return np.asarray(image.resize((size, size), Image.Resampling.BILINEAR, box=box))
 
 

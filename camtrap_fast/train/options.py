@@ -68,6 +68,8 @@ FLAGS = (
     Flag("--backend", "loader.backend", str, "auto (DALI on CUDA when installed, else PIL), dali or pil"),
     Flag("--image-size", "loader.image_size", int, "crop size in pixels"),
     Flag("--crop-scale-min", "loader.crop_scale_min", float, "random-resized-crop minimum area"),
+    Flag("--eval-crop", "loader.eval_crop", str, "how eval, the reports and predict see a frame: center (the "
+         "usual centre crop) or full (the whole frame squeezed to the square, as SpeciesNet and MEWC do)"),
     Flag("--workers", "loader.workers", int, "loader worker processes (PIL; 0: decode in the main process) or "
          "decode threads (DALI)"),
     Flag("--skip-corrupt", "loader.skip_corrupt", SWITCH, "skip and count samples that cannot be read or decoded "

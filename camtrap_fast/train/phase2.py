@@ -29,7 +29,7 @@ def cache_features(session: Session, model, loaders: dict) -> tuple[dict[str, Fe
     config, manifest = session.config, session.manifest
     backbone, _ = split_backbone_head(model)
     model.eval()  # BatchNorm statistics frozen: the backbone is a fixed feature extractor now
-    transform = f"{config.model.arch}|{config.loader.image_size}|{manifest.image_size}"
+    transform = f"{config.model.arch}|{config.loader.image_size}|{manifest.image_size}|{config.loader.eval_crop}"
     caches, seconds = {}, 0.0
     for split, loader in loaders.items():
         tag = feature_tag(session.run.model_path(1), manifest.fingerprint, split, transform)

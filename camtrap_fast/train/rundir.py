@@ -97,7 +97,8 @@ class Run:
         self.write_json("classes.json", list(manifest.classes))
         # What predict must repeat on new photos, even after the shards are gone.
         self.write_json("preprocessing.json", {"shard_size": manifest.image_size, "shard_quality": manifest.quality,
-                                               "image_size": config.loader.image_size})
+                                               "image_size": config.loader.image_size,
+                                               "eval_crop": config.loader.eval_crop})
         self.write_json("shards.json", {"path": str(manifest.root.absolute()), "fingerprint": manifest.fingerprint})
 
     # --- reading ------------------------------------------------------------------------------------
