@@ -223,12 +223,12 @@ def test_predict_outputs_symlink_stdout_and_folder(baseline, tmp_path, cli, data
     link = tmp_path / "link.csv"
     link.symlink_to(real)
     assert cli("predict", baseline, photo, "--out", link)[0] == 0
-    assert link.is_symlink() and real.read_text().startswith("path,predicted")
+    assert link.is_symlink() and real.read_text().startswith("file,detection")
     code, _, err = cli("predict", baseline, photo, "--out", tmp_path)
     assert code == 2 and "is a folder" in one_line(err)
     assert not [p for p in Path.cwd().iterdir() if p.name.endswith(".tmp")]
     code, out, err = cli("predict", baseline, photo, "--out", "-")
-    assert code == 0 and out.startswith("path,predicted,confidence") and "classified 1 of 1 files" in err
+    assert code == 0 and out.startswith("file,detection,") and "classified 1 of 1 files" in err
 
 
 def test_predict_with_nothing_readable_fails_and_skips_non_images(baseline, tmp_path, cli, data_dir):
@@ -243,7 +243,7 @@ def test_predict_with_nothing_readable_fails_and_skips_non_images(baseline, tmp_
     code, out, err = cli("predict", baseline, folder, "--out", tmp_path / "p.csv")
     assert code == 0 and "classified 1 of 2 files" in out and "1 non-image files skipped" in out
     with open(tmp_path / "p.csv", newline="") as f:
-        assert {Path(r["path"]).name for r in csv.DictReader(f)} == {"ocelot.jpg", "african_elephants_truncated_file.jpg"}
+        assert {Path(r["file"]).name for r in csv.DictReader(f)} == {"ocelot.jpg", "african_elephants_truncated_file.jpg"}
 
 
 # --- the machine: disk full, umask, killed processes ---------------------------------------------------------------

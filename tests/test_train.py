@@ -93,11 +93,13 @@ def test_eval_run_and_predict(two_phase_run, tmp_path, data_dir, cli):
     code, out, err = cli("predict", two_phase_run, photos, "--out", tmp_path / "preds.csv", "--top-k", "3")
     assert code == 0, err
     with open(tmp_path / "preds.csv", newline="") as f:
-        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(f)}
     assert len(rows) == len([p for p in photos.iterdir() if p.suffix == ".jpg"])  # README.md is skipped
     assert rows["african_elephants_truncated_file.jpg"]["error"].startswith("truncated")
     for name in ("african_elephants_cmyk.jpg", "african_elephants_bw.jpg", "african_elephants_with_exif_orientation.jpg"):
-        assert rows[name]["predicted"] and not rows[name]["error"] and len(rows[name]["top3"].split(";")) == 3
+        row = rows[name]
+        assert row["class_1"] and not row["error"] and row["class_3"] and "class_4" not in row
+        assert float(row["probability_1"]) >= float(row["probability_2"]) >= float(row["probability_3"])
 
 
 def test_existing_run_needs_resume_and_resume_continues(tiny_shards, tmp_path, cli):

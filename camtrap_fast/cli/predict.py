@@ -1,4 +1,4 @@
-"""`camtrap-fast predict RUN IMAGE_OR_DIR... --out preds.csv`: classify new photos with a trained run."""
+"""`camtrap-fast predict RUN IMAGES... --out FILE`: classify new photos, or a MegaDetector file's detections."""
 
 from __future__ import annotations
 
@@ -7,46 +7,64 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("predict", help="classify new photos with a trained run",
-                                   description="Classify photos of any size; unreadable files are listed with a reason.")
+    parser = subparsers.add_parser(
+        "predict", help="classify new photos (or MegaDetector detections) with a trained run",
+        description="Classify photos of any size, or with --detections the crops of a MegaDetector file's "
+        "detections (cut as `shard --detections` cuts them), into CSV, MegaDetector JSON (Timelapse) or Camtrap "
+        "DP. Unreadable files are listed with a reason.")
     parser.add_argument("run", type=Path, help="a training run directory")
-    parser.add_argument("inputs", type=Path, nargs="+", help="image files or folders (searched recursively)")
-    parser.add_argument("--out", type=Path, required=True, help="CSV to write (- for standard output)")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("inputs", type=Path, nargs="+",
+                        help="image files or folders (searched recursively); with --detections, the one folder "
+                        "the detector ran on")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="where to write: FILE.csv (- for standard output), FILE.json (MegaDetector format) "
+                        "or a folder (Camtrap DP)")
+    parser.add_argument("--format", choices=("csv", "md-json", "camtrap-dp"),
+                        help="output format (default: from --out)")
+    parser.add_argument("--top-k", type=int, default=5, help="classes per prediction (default 5)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--detections", type=Path, metavar="MD.json",
+                        help="a MegaDetector batch-output file: classify each qualifying detection's crop")
+    parser.add_argument("--min-detection-conf", type=float, default=0.2,
+                        help="with --detections: the lowest detector confidence classified (default 0.2)")
+    parser.add_argument("--detection-categories", default="animal",
+                        help="with --detections: detector categories to classify, names or ids (default animal)")
+    parser.add_argument("--aggregate", choices=("none", "sequence"), default="none",
+                        help="sequence: also pool the class probabilities of each sequence's frames and crops")
+    parser.add_argument("--burst-seconds", type=float, default=10.0,
+                        help="with --aggregate sequence and no --sequences: photos of one folder taken within "
+                        "this many seconds of the previous one (EXIF time) are one sequence (default 10)")
+    parser.add_argument("--sequences", type=Path, metavar="SOURCE",
+                        help="with --aggregate sequence: a COCO Camera Traps file, Camtrap DP package or CSV whose "
+                        "seq_id / events name the sequences")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from camtrap_fast.atomic import check_target
-    from camtrap_fast.devices import resolve_device
-    from camtrap_fast.errors import UserError
-    from camtrap_fast.predict import list_images, predict_files, write_predictions
-    from camtrap_fast.train import Run
+    from camtrap_fast.predict import PredictJob, run_predict
+    from camtrap_fast.predict.items import DetectionOptions
 
-    if args.top_k < 1:
-        raise UserError(f"--top-k {args.top_k}: must be at least 1")
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size {args.batch_size}: must be at least 1")
-    check_target(args.out)  # a folder as --out is refused before any photo is classified
-    device = resolve_device(args.device)
-    run = Run(args.run)
-    model, _, classes = run.load_model(device)
-    preprocessing = run.preprocessing()
-    files, other_files = list_images(args.inputs)
-    predictions = predict_files(model, classes, files, preprocessing, args.top_k, args.batch_size, device)
-    failed = sum(1 for p in predictions if p.error)
-    if failed == len(predictions):
-        first = next(p for p in predictions if p.error)
-        raise UserError(f"none of the {len(predictions)} files could be classified (first: {first.path}: "
-                        f"{first.error}); nothing written")
-    write_predictions(args.out, predictions, args.top_k)
+    categories = tuple(c.strip() for c in args.detection_categories.split(",") if c.strip())
+    job = PredictJob(run=args.run, inputs=tuple(args.inputs), out=args.out, format=args.format, top_k=args.top_k,
+                     batch_size=args.batch_size, device=args.device, detections=args.detections,
+                     detection=DetectionOptions(args.min_detection_conf, categories), aggregate=args.aggregate,
+                     burst_seconds=args.burst_seconds, sequences=args.sequences)
+    summary = run_predict(job)
+    what = "detections and images" if args.detections is not None else "files"
+    notes = []
+    if summary.failed:
+        notes.append(f"{summary.failed} unreadable, listed with a reason")
+    if summary.not_classified:
+        notes.append(f"{summary.not_classified} images without a qualifying detection, listed")
+    if summary.other_files:
+        notes.append(f"{summary.other_files} non-image files skipped")
+    if summary.sequences:
+        notes.append(f"{summary.sequences} sequences pooled")
     # With --out - the CSV is on stdout: the summary goes to stderr so the two never mix.
     report = sys.stderr if str(args.out) == "-" else sys.stdout
-    print(f"classified {len(predictions) - failed} of {len(predictions)} files -> {args.out}"
-          + (f" ({failed} unreadable, listed with a reason)" if failed else "")
-          + (f"; {other_files} non-image files skipped" if other_files else ""), file=report)
+    print(f"classified {summary.classified} of {summary.items} {what} -> {summary.out} ({summary.format})"
+          + (f"; {'; '.join(notes)}" if notes else ""), file=report)
     return 0

@@ -1,0 +1,85 @@
+"""What `predict` classifies: whole photos, or the crops of a MegaDetector file's qualifying detections.
+
+An `Item` is one classification: a photo, or one detection of a photo. Items that cannot be classified
+(the detector failed on the photo, or found nothing confident enough) are kept with the reason, so every
+photo the user pointed at appears in the output.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+
+# In a folder, only files with these suffixes are photos to classify (a README.md or a .csv beside the photos
+# is not a failed prediction); a file named on the command line is always tried, whatever its name.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str  # the photo on disk
+    file: str  # how the outputs name it: as given, or as the detections file names it
+    detection: int | None = None  # the detection's index in the detections file's list for this photo
+    bbox: tuple[float, float, float, float] | None = None  # normalized [x_min, y_min, width, height]
+    conf: float | None = None  # the detector's confidence
+    category: str | None = None  # the detector's category name
+    not_classified: str = ""  # why there is nothing to classify (e.g. no detection >= 0.2)
+
+
+@dataclass(frozen=True)
+class DetectionOptions:
+    min_conf: float = 0.2  # MegaDetector v5's usual threshold, as `shard --detections`
+    categories: tuple[str, ...] = ("animal",)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_conf <= 1:
+            raise UserError(f"--min-detection-conf {self.min_conf}: must be between 0 and 1")
+
+
+def photo_items(paths: list[Path]) -> tuple[list[Item], int]:
+    """(an item per photo: files as given plus every non-hidden image file below a folder, non-image files skipped)."""
+    items, skipped = [], 0
+    for path in paths:
+        if path.is_dir():
+            for found in sorted(p for p in path.rglob("*") if p.is_file() and not any(
+                    part.startswith(".") for part in p.relative_to(path).parts)):
+                if found.suffix.lower() in IMAGE_SUFFIXES:
+                    items.append(Item(str(found), str(found)))
+                else:
+                    skipped += 1
+        else:
+            items.append(Item(str(path), str(path)))  # a missing file is reported as such when it is read
+    if not items:
+        raise UserError(f"no image files to classify in {', '.join(map(str, paths))}"
+                        + (f" ({skipped} other files skipped)" if skipped else ""))
+    return items, skipped
+
+
+def detection_items(detections_path: Path, root: Path, options: DetectionOptions) -> list[Item]:
+    """An item per qualifying detection of every image the MegaDetector file lists (paths relative to `root`,
+    the folder the detector ran on), and one unclassified item per image with none (with the reason)."""
+    from camtrap_fast.ingest.megadetector import read_detections
+
+    if not root.is_dir():
+        raise UserError(f"{root}: with --detections, give the one folder the detector ran on (its files are "
+                        "named relative to it)")
+    detections = read_detections(detections_path)
+    wanted = detections.category_ids(options.categories)
+    items = []
+    for entry in detections.images.values():
+        path = os.path.join(root, entry.file.replace("\\", "/"))
+        if entry.failure:
+            items.append(Item(path, entry.file, not_classified=f"detector failure: {entry.failure}"))
+            continue
+        names = {detections.categories[cid] for cid in wanted}
+        chosen = [box for box in entry.boxes if box.category in names and (box.conf or 0) >= options.min_conf]
+        if not chosen:
+            items.append(Item(path, entry.file, not_classified=f"no detection >= {options.min_conf:g}"))
+            continue
+        items.extend(Item(path, entry.file, box.index, box.bbox, box.conf, box.category) for box in chosen)
+    if not items:
+        raise UserError(f"{detections_path}: lists no images")
+    return items

@@ -1,0 +1,102 @@
+"""`PredictJob`: one `camtrap-fast predict` call, checked before any photo is read, and run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from camtrap_fast.atomic import check_target
+from camtrap_fast.devices import resolve_device
+from camtrap_fast.errors import UserError
+from camtrap_fast.predict import writers
+from camtrap_fast.predict.classify import classify
+from camtrap_fast.predict.items import DetectionOptions, detection_items, photo_items
+from camtrap_fast.predict.sequences import burst_ids, pooled, source_ids
+from camtrap_fast.train.rundir import Run
+
+AGGREGATES = ("none", "sequence")
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    run: Path
+    inputs: tuple[Path, ...]
+    out: Path
+    format: str | None = None  # None: from --out's suffix
+    top_k: int = 5
+    batch_size: int = 64
+    device: str = "auto"
+    detections: Path | None = None  # a MegaDetector batch-output file: classify its detections' crops
+    detection: DetectionOptions = field(default_factory=DetectionOptions)
+    aggregate: str = "none"
+    burst_seconds: float = 10.0  # frames of one folder this close in EXIF time are one sequence
+    sequences: Path | None = None  # a COCO CT / Camtrap DP / CSV source whose seq_ids name the sequences
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1:
+            raise UserError(f"--top-k {self.top_k}: must be at least 1")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.aggregate not in AGGREGATES:
+            raise UserError(f"--aggregate {self.aggregate}: choose {' or '.join(AGGREGATES)}")
+        if not self.burst_seconds >= 0:
+            raise UserError(f"--burst-seconds {self.burst_seconds}: must be >= 0")
+        if self.sequences is not None and self.aggregate != "sequence":
+            raise UserError("--sequences names the sequences for --aggregate sequence; add it")
+        if self.detections is not None and len(self.inputs) != 1:
+            raise UserError("with --detections, give one folder: the one the detector ran on")
+        if self.output_format == "md-json" and self.detections is None:
+            raise UserError(f"--out {self.out}: MegaDetector JSON holds classifications of detector boxes; give "
+                            "--detections MD.json, or write --format csv or camtrap-dp")
+        if self.output_format != "camtrap-dp":
+            check_target(self.out)
+
+    @property
+    def output_format(self) -> str:
+        return writers.choose_format(self.out, self.format)
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    classified: int
+    items: int
+    failed: int
+    not_classified: int  # detector failures and images without a qualifying detection
+    other_files: int  # non-image files skipped in folders
+    sequences: int
+    out: Path
+    format: str
+
+
+def run_predict(job: PredictJob) -> PredictSummary:
+    device = resolve_device(job.device)
+    run = Run(job.run)
+    model, _, classes = run.load_model(device)
+    preprocessing = run.preprocessing()
+    other_files = 0
+    if job.detections is not None:
+        items = detection_items(job.detections, job.inputs[0], job.detection)
+    else:
+        items, other_files = photo_items(list(job.inputs))
+    results = classify(model, items, preprocessing, job.batch_size, device)
+    classified = sum(r.probs is not None for r in results)
+    if classified == 0:
+        first = next(r for r in results if r.error)
+        raise UserError(f"none of the {len(results)} {'detections and images' if job.detections else 'files'} "
+                        f"could be classified (first: {first.item.file}: {first.error}); nothing written")
+    ids = pools = None
+    if job.aggregate == "sequence":
+        ids = source_ids(items, job.sequences)[0] if job.sequences is not None else burst_ids(items, job.burst_seconds)
+        pools = pooled(results, ids)
+    k = min(job.top_k, len(classes))
+    fmt = job.output_format
+    if fmt == "csv":
+        writers.write_csv(job.out, results, classes, k, ids, pools)
+    elif fmt == "md-json":
+        writers.write_md_json(job.out, job.detections, results, classes, k, run.root, ids, pools)
+    else:
+        writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools)
+    not_classified = sum(1 for r in results if r.item.not_classified)
+    failed = sum(1 for r in results if r.probs is None) - not_classified
+    return PredictSummary(classified, len(results), failed, not_classified, other_files,
+                          len(pools) if pools is not None else 0, job.out, fmt)

@@ -1,0 +1,214 @@
+"""Predictions -> the files camera-trap tools read: CSV (a spreadsheet), MegaDetector JSON (Timelapse,
+AddaxAI), Camtrap DP observations (Agouti, camtraptor, GBIF).
+
+- csv: one row per photo or detection: file, detection index, detector confidence, bbox, then the top-k
+  classes and probabilities as separate columns (class names with commas or semicolons stay parseable),
+  the sequence and its pooled prediction, and why a row could not be classified.
+- md-json: the input MegaDetector file with everything kept, `classification_categories` (id -> class)
+  added and each classified detection given `classifications`: [[id, probability], ...], top-k, best
+  first, as MegaDetector's own classifiers and SpeciesNet's converter write them. Images also get
+  `seq_id` and `sequence_classifications` when sequences were pooled.
+- camtrap-dp: a folder with `observations.csv` (Camtrap DP 1.0 columns; classificationMethod machine)
+  and a minimal `datapackage.json` that lists it. Media-level rows per classified photo or detection;
+  with sequences, one event-level row per sequence too.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from camtrap_fast import __version__
+from camtrap_fast.atomic import open_atomic, write_text
+from camtrap_fast.errors import UserError
+from camtrap_fast.predict.classify import Classified
+
+FORMATS = ("csv", "md-json", "camtrap-dp")
+CAMTRAP_DP_PROFILE = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
+OBSERVATIONS_SCHEMA = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/observations-table-schema.json"
+OBSERVATION_COLUMNS = (
+    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd", "observationLevel",
+    "observationType", "cameraSetupType", "scientificName", "count", "lifeStage", "sex", "behavior",
+    "individualID", "individualPositionRadius", "individualPositionAngle", "individualSpeed", "bboxX", "bboxY",
+    "bboxWidth", "bboxHeight", "classificationMethod", "classifiedBy", "classificationTimestamp",
+    "classificationProbability", "observationTags", "observationComments")
+# Class names that are Camtrap DP observation types rather than taxa (as `shard` reads them back).
+OBSERVATION_TYPES = {"blank", "empty", "human", "person", "vehicle", "unknown", "unclassified"}
+_TYPE_OF = {"empty": "blank", "person": "human", "unclassified": "unclassified"}
+
+
+def choose_format(out: Path, given: str | None) -> str:
+    """--format, or from --out: .csv -> csv, .json -> md-json, .../datapackage.json -> camtrap-dp."""
+    if given is not None:
+        if given not in FORMATS:
+            raise UserError(f"--format {given}: choose {', '.join(FORMATS)}")
+        return given
+    if out.name == "datapackage.json":
+        return "camtrap-dp"
+    if str(out) == "-" or out.suffix.lower() == ".csv":
+        return "csv"
+    if out.suffix.lower() == ".json":
+        return "md-json"
+    if out.is_dir():
+        raise UserError(f"{out}: is a folder; name a file (.csv, or .json for MegaDetector format), or "
+                        "FOLDER/datapackage.json (or --format camtrap-dp) for Camtrap DP")
+    raise UserError(f"--out {out}: cannot tell the format from its name; end it in .csv, .json or "
+                    "datapackage.json, or give --format csv, md-json or camtrap-dp")
+
+
+def camtrap_dp_folder(out: Path) -> Path:
+    """The folder a Camtrap DP output goes to: --out itself, or the folder of --out .../datapackage.json."""
+    return out.parent if out.name == "datapackage.json" else out
+
+
+def top(probs: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """(class index, probability), the k most probable, best first (ties: lower index first)."""
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(int(c), float(probs[c])) for c in order]
+
+
+def write_csv(out: Path, results: Sequence[Classified], classes: Sequence[str], k: int,
+              sequence_ids: Sequence[str] | None = None, pooled: dict | None = None) -> None:
+    header = ["file", "detection", "detection_conf", "bbox_x", "bbox_y", "bbox_width", "bbox_height"]
+    for rank in range(1, k + 1):
+        header += [f"class_{rank}", f"probability_{rank}"]
+    if sequence_ids is not None:
+        header += ["sequence", "sequence_class", "sequence_probability"]
+    header.append("error")
+    with open_atomic(out, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for n, result in enumerate(results):
+            item = result.item
+            row = [item.file, "" if item.detection is None else item.detection, _number(item.conf)]
+            row += [_number(v) for v in item.bbox] if item.bbox is not None else [""] * 4
+            ranked = top(result.probs, k) if result.probs is not None else []
+            for rank in range(k):
+                row += [classes[ranked[rank][0]], f"{ranked[rank][1]:.4f}"] if rank < len(ranked) else ["", ""]
+            if sequence_ids is not None:
+                seq = sequence_ids[n]
+                best = top(pooled[seq], 1)[0] if seq in pooled else None
+                row += [seq, classes[best[0]] if best else "", f"{best[1]:.4f}" if best else ""]
+            row.append(result.error)
+            writer.writerow(row)
+
+
+def write_md_json(out: Path, detections_path: Path, results: Sequence[Classified], classes: Sequence[str], k: int,
+                  run: Path, sequence_ids: Sequence[str] | None = None, pooled: dict | None = None) -> None:
+    """The detections file with classifications added; nothing else of it changes."""
+    from camtrap_fast.ingest.megadetector import join_key
+
+    data = json.loads(Path(detections_path).read_text(encoding="utf-8"))
+    by_detection = {(join_key(r.item.file), r.item.detection): r for r in results if r.item.detection is not None}
+    sequence_of = {}
+    if sequence_ids is not None:
+        sequence_of = {join_key(r.item.file): seq for r, seq in zip(results, sequence_ids)}
+    for image in data["images"]:
+        key = join_key(image["file"])
+        for index, detection in enumerate(image.get("detections") or []):
+            result = by_detection.get((key, index))
+            if result is not None and result.probs is not None:
+                detection["classifications"] = [[str(c), round(p, 4)] for c, p in top(result.probs, k)]
+            else:
+                detection.pop("classifications", None)  # the input's classes are not ours: never mix the two
+        seq = sequence_of.get(key)
+        if seq is not None:
+            image["seq_id"] = seq
+            if seq in pooled:
+                image["sequence_classifications"] = [[str(c), round(p, 4)] for c, p in top(pooled[seq], k)]
+    data["classification_categories"] = {str(i): name for i, name in enumerate(classes)}
+    info = data.setdefault("info", {})
+    info["classifier"] = f"camtrap-fast {__version__} ({run})"
+    info["classification_completion_time"] = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+    write_text(out, json.dumps(data, indent=1) + "\n")
+
+
+def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence[str], run: Path,
+                     sequence_ids: Sequence[str] | None = None, pooled: dict | None = None) -> Path:
+    """observations.csv + datapackage.json in the folder `out` (or beside `out` = .../datapackage.json)."""
+    from camtrap_fast.predict.sequences import capture_time
+
+    out = camtrap_dp_folder(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: --format camtrap-dp writes a folder (observations.csv, datapackage.json); "
+                        "name a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    classified_by = f"camtrap-fast {__version__} ({run})"
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    times = {r.item.path: capture_time(r.item.path) for r in results}
+    rows = []
+    for n, result in enumerate(results):
+        if result.probs is None:
+            continue
+        item = result.item
+        best, probability = top(result.probs, 1)[0]
+        when = _timestamp(times[item.path])
+        media_id = item.file
+        row = {"observationID": f"{media_id}#{item.detection if item.detection is not None else 0}",
+               "deploymentID": os.path.dirname(item.file) or ".", "mediaID": media_id,
+               "eventID": sequence_ids[n] if sequence_ids is not None else "", "eventStart": when, "eventEnd": when,
+               "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": classified_by,
+               "classificationTimestamp": stamp, "classificationProbability": f"{probability:.4f}", "count": "1",
+               **_what(classes[best])}
+        if item.bbox is not None:
+            row.update(zip(("bboxX", "bboxY", "bboxWidth", "bboxHeight"), (_number(v) for v in item.bbox)))
+        rows.append(row)
+    if sequence_ids is not None:
+        rows += _event_rows(results, sequence_ids, pooled, classes, times, classified_by, stamp)
+    observations = out / "observations.csv"
+    with open_atomic(observations, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=OBSERVATION_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    write_text(out / "datapackage.json", json.dumps({
+        "profile": CAMTRAP_DP_PROFILE,
+        "name": "camtrap-fast-predictions",
+        "created": stamp,
+        "description": f"Machine classifications by {classified_by}. Observations only: the deployments and "
+                       "media of the photos are not described here (join on mediaID = the photo's path).",
+        "contributors": [{"title": f"camtrap-fast {__version__}", "role": "contributor"}],
+        "resources": [{"name": "observations", "path": "observations.csv", "profile": "tabular-data-resource",
+                       "format": "csv", "mediatype": "text/csv", "encoding": "utf-8", "schema": OBSERVATIONS_SCHEMA}],
+    }, indent=1) + "\n")
+    return observations
+
+
+def _event_rows(results, sequence_ids, pooled, classes, times, classified_by, stamp) -> list[dict]:
+    members: dict[str, list] = {}
+    for result, seq in zip(results, sequence_ids):
+        members.setdefault(seq, []).append(result)
+    rows = []
+    for seq, group in members.items():
+        if seq not in pooled:
+            continue
+        best, probability = top(pooled[seq], 1)[0]
+        known = sorted(t for t in (times[r.item.path] for r in group) if t is not None)
+        rows.append({"observationID": f"{seq}#event", "deploymentID": os.path.dirname(group[0].item.file) or ".",
+                     "eventID": seq, "eventStart": _timestamp(known[0] if known else None),
+                     "eventEnd": _timestamp(known[-1] if known else None), "observationLevel": "event",
+                     "classificationMethod": "machine", "classifiedBy": classified_by,
+                     "classificationTimestamp": stamp, "classificationProbability": f"{probability:.4f}",
+                     **_what(classes[best])})
+    return rows
+
+
+def _what(name: str) -> dict:
+    """observationType (and scientificName for animals) for one of our class names."""
+    if name.lower() in OBSERVATION_TYPES:
+        return {"observationType": _TYPE_OF.get(name.lower(), name.lower())}
+    return {"observationType": "animal", "scientificName": name}
+
+
+def _timestamp(when: dt.datetime | None) -> str:
+    # EXIF capture times are camera-local without a zone; written as they are (no offset invented).
+    return when.isoformat() if when is not None else ""
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{value:.6g}"
