@@ -12,6 +12,7 @@ import pytest
 
 from camtrap_fast.errors import UserError
 from camtrap_fast.ingest import load_records
+from camtrap_fast.ingest.filters import FilterConfig, apply_filters
 
 EXAMPLE_LABELS = {  # primary label per media, counted by hand from observations.csv
     "Anas platyrhynchos": 147, "blank": 112, "human": 33, "Rattus norvegicus": 28, "Ardea": 20, "vehicle": 20,
@@ -48,6 +49,8 @@ def test_example_package_labels_locations_sequences(example):
     assert {(r.relpath.split("/")[0], r.label, r.seq_id, r.location) for r in local} == {
         ("media", "Ardea", "7245a2aa", "62c200a9")}
     assert local[0].datetime == "2021-04-11T20:43:09+01:00"
+    kept, dropped = apply_filters(records, FilterConfig(drop_classes=("blank", "human")))
+    assert len(dropped) == 112 + 33 and {r.reason for r in dropped} == {"dropped class"} and len(kept) == 278
 
 
 def test_media_level_labels_win_over_the_event_around_them(example):
