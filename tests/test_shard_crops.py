@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import tarfile
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,41 @@ def test_exif_rotated_photos_with_boxes(data_dir, tmp_path, cli):
     assert rotated["json"]["crop"]["frame"] == [2048, 1536] == upright["json"]["crop"]["frame"]
     assert rotated["json"]["crop"]["window"] == upright["json"]["crop"]["window"]
     assert _diff(rotated["jpg"], upright["jpg"]) < 4
+
+
+def test_crops_of_one_image_and_one_sequence_stay_in_one_split(tmp_path, cli):
+    from camtrap_fast.synth import SynthConfig, synthesize
+
+    demo = synthesize(SynthConfig(tmp_path / "demo", scale=0.001, size=48, num_locations=3, detections=True))
+    out = tmp_path / "out"
+    code, _, err = cli("shard", demo.annotations_path, out, "--detections", demo.detections_path, "--size", "32",
+                       "--quiet", "--workers", "2")
+    assert code == 0, err
+    manifest = load_manifest(out)
+    by_source, by_sequence, samples = defaultdict(set), defaultdict(set), 0
+    for split in ("train", "val", "test"):
+        index = manifest.load_index(split)
+        samples += len(index)
+        for source, sequence in zip(index.sources(), index.sequences()):
+            by_source[source].add(split)
+            by_sequence[sequence].add(split)
+    assert samples > len(by_source)  # herds: several crops of one photo
+    assert all(len(s) == 1 for s in by_source.values()) and all(len(s) == 1 for s in by_sequence.values())
+    assert "" not in by_sequence
+    # every image is in a shard or rejected, every qualifying detection is a sample
+    coco = json.loads(demo.annotations_path.read_text())
+    rejected = _rejected(out)
+    assert len(by_source) + len(rejected) == len(coco["images"])
+    md = json.loads(demo.detections_path.read_text())
+    qualifying = sum(1 for im in md["images"] if Path(im["file"]).name not in rejected
+                     for d in im["detections"] if d["conf"] >= 0.2)
+    assert samples == qualifying
+    # the same bytes with one worker
+    code, _, err = cli("shard", demo.annotations_path, tmp_path / "one", "--detections", demo.detections_path,
+                       "--size", "32", "--quiet", "--workers", "1")
+    assert code == 0, err
+    for path in sorted(out.glob("*/*.*")):
+        assert path.read_bytes() == (tmp_path / "one" / path.relative_to(out)).read_bytes(), path
 
 
 def test_coco_boxes_as_crops(data_dir, tmp_path, cli):
