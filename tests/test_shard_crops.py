@@ -127,7 +127,7 @@ def test_empty_class_images_are_whole_frames(data_dir, tmp_path, cli):
     code, stdout, err = cli("shard", ena / "labels.csv", out, "--detections", ena / "md_annotations.json",
                             "--min-detection-conf", "0.9", "--empty-class", "blank", "--size", "64")
     assert code == 0, err
-    assert "crops: 21 samples cut from 21 images (detections)" in stdout
+    assert "crops: 21 samples from 21 images (detector crops, and whole frames of blank)" in stdout
     samples = _samples(out)
     blank = {k: s for k, s in samples.items() if s["json"]["label"] == "blank"}
     assert len(blank) == 8 and not any(k.endswith("_d0") for k in blank)
@@ -279,3 +279,43 @@ def test_bad_crop_options_are_one_line_user_errors(data_dir, tmp_path, cli, args
     code, _, err = cli("shard", ena / "labels.csv", tmp_path / "out", *args, "--quiet")
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_crop_run_resumes_to_the_same_bytes(data_dir, tmp_path, cli, monkeypatch):
+    from camtrap_fast.shards import build
+
+    ena = data_dir / "ena24-small"
+    md = _edited_md(ena, tmp_path)  # 2480.jpg has three detections: its crops must stay together
+    args = [ena / "labels.csv", None, "--detections", md, "--size", "48", "--shard-size", "2", "--split", "1,0,0",
+            "--quiet"]
+    real_finish, finished = build._SplitWriter.finish, []
+
+    def finish_then_die(self, consumed, entries):
+        if len(finished) == 3:
+            raise KeyboardInterrupt
+        finished.append(self.count)
+        return real_finish(self, consumed, entries)
+
+    monkeypatch.setattr(build._SplitWriter, "finish", finish_then_die)
+    assert cli("shard", *[tmp_path / "killed" if a is None else a for a in args])[0] == 130  # interrupted
+    monkeypatch.setattr(build._SplitWriter, "finish", real_finish)
+    assert len(list((tmp_path / "killed" / "train").glob("shard-*.tar"))) == 3
+    code, stdout, err = cli("shard", *[tmp_path / "killed" if a is None else a for a in args[:-1]])
+    assert code == 0, err
+    assert "resumed after 3 finished shard(s)" in stdout
+    assert cli("shard", *[tmp_path / "clean" if a is None else a for a in args])[0] == 0
+    for path in sorted((tmp_path / "clean").glob("*/*.*")):
+        assert path.read_bytes() == (tmp_path / "killed" / path.relative_to(tmp_path / "clean")).read_bytes(), path
+    index = load_manifest(tmp_path / "clean").load_index("train")
+    assert len(index) == 23 and index.sources().count("2480.jpg") == 3
+    # a shard holds whole images: the three crops of 2480.jpg share one
+    assert len({int(index.shard_ids[i]) for i, s in enumerate(index.sources()) if s == "2480.jpg"}) == 1
+
+
+def _edited_md(ena: Path, tmp_path: Path) -> Path:
+    data = json.loads((ena / "md_annotations.json").read_text())
+    data["images"][0]["detections"] += [{"category": "1", "conf": 0.6, "bbox": [0.05, 0.05, 0.1, 0.1]},
+                                        {"category": "1", "conf": 0.5, "bbox": [0.7, 0.6, 0.2, 0.3]}]
+    path = tmp_path / "md.json"
+    path.write_text(json.dumps(data))
+    return path

@@ -114,13 +114,17 @@ def format_summary(summary) -> str:
         present = sum(1 for n in info.class_counts.values() if n)
         lines.append(f"{split:<8}{info.samples:>10}{len(info.shards):>8}{present:>9}")
     lines.append(f"{'rejected':<8}{sum(summary.rejected.values()):>10}")
+    width = max([20, *map(len, summary.rejected)])  # "remote media (not downloaded)" is 29
     for reason, n in sorted(summary.rejected.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {reason:<20}{n:>6}")
+        lines.append(f"  {reason:<{width}}{n:>6}")
     lines.append(f"{'listed':<8}{summary.listed:>10}")
     if manifest.crops:
         samples = sum(info.samples for info in manifest.splits.values())
-        lines.append(f"crops: {samples} samples cut from "
-                     f"{summary.listed - sum(summary.rejected.values())} images ({manifest.crops['mode']})")
+        images = summary.listed - sum(summary.rejected.values())
+        empty = manifest.crops.get("empty_class")
+        what = {"detections": "detector crops", "annotations": "annotation-box crops"}[manifest.crops["mode"]]
+        what += f", and whole frames of {empty}" if empty else ""
+        lines.append(f"crops: {samples} samples from {images} images ({what})")
     for class_name, missing in manifest.small_classes.items():
         lines.append(f"warning: class '{class_name}' is too small to appear in {', '.join(missing)}")
     if summary.encoded:
