@@ -143,3 +143,23 @@ def test_crop_config_refuses_contradictions():
     ]:
         with pytest.raises(UserError, match=message):
             CropConfig(**kwargs)
+
+
+def test_detections_run_on_another_folder_is_explained(data_dir, md_file, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filepath,label\nena24-small/2480.jpg,opossum\nena24-small/49.jpg,bear\n")
+    _, records = load_records(labels, image_root=data_dir)
+    with pytest.raises(UserError, match=r"none of the 2 listed images is in it \(it names files like '2480.jpg', "
+                                        r"the label source like 'ena24-small/2480.jpg'\)"):
+        plan_crops(records, CropConfig("detections", md_file), "csv", labels)
+
+
+def test_select_detections_is_the_rule_predict_shares(md_file, tmp_path):
+    from camtrap_fast.ingest.crop_plan import select_detections
+
+    entry = read_detections(_md(tmp_path, [{"file": "a.jpg", "detections": [
+        {"category": "1", "conf": 0.9, "bbox": [0, 0, 0.5, 0.5]}, {"category": "2", "conf": 0.95, "bbox": [0, 0, 1, 1]},
+        {"category": "1", "conf": 0.2, "bbox": [0.5, 0.5, 0.5, 0.5]}, {"category": "1", "conf": 0.19, "bbox": [0, 0, 1, 1]},
+    ]}])).images["a.jpg"]
+    assert [b.index for b in select_detections(entry, frozenset({"animal"}), 0.2)] == [0, 2]
+    assert [b.index for b in select_detections(entry, frozenset({"animal", "person"}), 0.5)] == [0, 1]

@@ -32,7 +32,7 @@ from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.camtrap_dp import camtrap_dp_boxes
 from camtrap_fast.ingest.coco_boxes import coco_boxes
 from camtrap_fast.ingest.filters import FilterConfig, apply_filters
-from camtrap_fast.ingest.megadetector import read_detections
+from camtrap_fast.ingest.megadetector import ImageDetections, read_detections
 from camtrap_fast.ingest.records import Box, Record, Rejection
 from camtrap_fast.ingest.remote import reject_remote
 
@@ -125,9 +125,15 @@ def annotation_boxes(format_used: str, source: Path, image_root: Path | None) ->
                     "Camtrap DP package, or crop detector boxes with --detections MD.json)")
 
 
+def select_detections(entry: ImageDetections, categories: frozenset[str], min_conf: float) -> tuple[Box, ...]:
+    """The detections that become crops: category name in `categories`, conf >= min_conf, in file order.
+    Prediction on detector output must pick its crops with this same rule."""
+    return tuple(b for b in entry.boxes if b.conf >= min_conf and b.category in categories)
+
+
 def _join_detections(records: list[Record], config: CropConfig) -> tuple[list[Record], list[Rejection], str]:
     detections = read_detections(config.detections)
-    wanted = {detections.categories[i] for i in detections.category_ids(config.categories)}
+    wanted = frozenset(detections.categories[i] for i in detections.category_ids(config.categories))
     kept, rejected = [], []
     for record in records:
         entry = detections.find(record.relpath, record.path)
@@ -138,13 +144,20 @@ def _join_detections(records: list[Record], config: CropConfig) -> tuple[list[Re
             rejected.append(Rejection(record.path, reasons.DETECTOR_FAILURE, entry.failure))
             continue
         confident = [b for b in entry.boxes if b.conf >= config.min_conf]
-        boxes = tuple(b for b in confident if b.category in wanted)
+        boxes = select_detections(entry, wanted, config.min_conf)
         if boxes:
             kept.append(replace(record, boxes=boxes))
         elif not confident and config.empty_class is not None:
             kept.append(replace(record, label=config.empty_class, labels=(config.empty_class,), boxes=()))
         else:
             rejected.append(Rejection(record.path, reasons.NO_DETECTION, _why_none(entry.boxes, confident, config)))
+    if records and len(rejected) == len(records) and all(r.reason == reasons.NOT_IN_DETECTIONS for r in rejected) \
+            and detections.images:
+        # Nothing joined: almost always the detector ran on another folder than the label source's root.
+        theirs = next(iter(detections.images.values())).file
+        raise UserError(f"{detections.path}: none of the {len(records)} listed images is in it (it names files like "
+                        f"'{theirs}', the label source like '{records[0].relpath}'); run MegaDetector on the label "
+                        "source's image root, or point --image-root and the labels at the folder it ran on")
     return kept, rejected, detections.sha256
 
 
