@@ -23,6 +23,7 @@ are the boxes `--crops annotations` cuts.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import os
@@ -88,6 +89,7 @@ def _read_package(source: Path, image_root: Path | None) -> list[tuple[Record, t
         else:
             raise UserError(f"{obs_file}:{line}: observationLevel '{row['observationLevel']}' is not media or event")
 
+    timelines = {deployment: _Timeline(found) for deployment, found in events.items()}
     out = []
     for line, row in media:
         if row["deploymentID"] not in deployments:
@@ -95,10 +97,8 @@ def _read_package(source: Path, image_root: Path | None) -> list[tuple[Record, t
                             f"{tables['deployments'].name}")
         own = per_media.get(row["mediaID"], [])
         covering = []
-        if events.get(row["deploymentID"]):
-            taken = _time(row["timestamp"], tables["media"], line, "timestamp")
-            covering = sorted((e for e in events[row["deploymentID"]] if e.start <= taken <= e.end),
-                              key=lambda e: e.start)  # stable: ties keep file order
+        if row["deploymentID"] in timelines:
+            covering = timelines[row["deploymentID"]].covering(_time(row["timestamp"], tables["media"], line, "timestamp"))
         labels = [label for label, _, _ in own if label] or [e.label for e in covering if e.label]
         event_ids = [e for _, e, _ in own if e] or [e.event_id for e in covering if e.event_id]
         votes = Counter(labels)
@@ -110,6 +110,21 @@ def _read_package(source: Path, image_root: Path | None) -> list[tuple[Record, t
         boxed = [(label, bbox) for label, _, bbox in own if bbox is not None and label]
         out.append((record, tuple(Box(bbox, i, ANNOTATION, label=label) for i, (label, bbox) in enumerate(boxed))))
     return out
+
+
+class _Timeline:
+    """One deployment's events by start time, to find those covering a moment without scanning them all."""
+
+    def __init__(self, events: list[_Event]):
+        self.events = sorted(events, key=lambda e: e.start)  # stable: equal starts keep file order
+        self.starts = [e.start for e in self.events]
+        self.longest = max(e.end - e.start for e in self.events)
+
+    def covering(self, moment: datetime) -> list[_Event]:
+        """Events with start <= moment <= end, earliest start first."""
+        first = bisect.bisect_left(self.starts, moment - self.longest)
+        last = bisect.bisect_right(self.starts, moment)
+        return [e for e in self.events[first:last] if e.end >= moment]
 
 
 def _label(row: dict) -> str:
