@@ -232,6 +232,12 @@ def test_camtrap_dp_example_shards(data_dir, tmp_path, cli):
     assert _diff(first["jpg"], photo.crop(window).resize(first["jpg"].size, Image.Resampling.BICUBIC)) < 4
     index = load_manifest(tmp_path / "crops").load_index("train")
     assert set(index.sequences()) == {"7245a2aa"}
+    # These boxes are real (a grey heron, white under the infrared flash): each crop holds 3.5-6 times the
+    # photo's share of near-white pixels.
+    for sample in samples.values():
+        photo = np.asarray(Image.open(example / sample["json"]["source"]).convert("L"))
+        crop = np.asarray(sample["jpg"].convert("L"))
+        assert (crop > 200).mean() > 3 * (photo > 200).mean(), sample["json"]["source"]
 
 
 def test_annotation_crops_drop_boxes_of_dropped_classes_and_reject_unboxed(data_dir, tmp_path, cli):
