@@ -80,7 +80,8 @@ def _read_package(source: Path, image_root: Path | None) -> list[tuple[Record, t
             if row.get("mediaID", "") not in media_ids:
                 raise UserError(f"{obs_file}:{line}: media-level observation {row['observationID']} names mediaID "
                                 f"'{row.get('mediaID', '')}', which is not in {tables['media'].name}")
-            per_media.setdefault(row["mediaID"], []).append((label, row.get("eventID") or None, _bbox(row, obs_file, line)))
+            own = (label, row.get("eventID") or None, _bbox(row, obs_file, line))
+            per_media.setdefault(row["mediaID"], []).append(own)
         elif level == "event":
             start, end = (_time(row.get(name, ""), obs_file, line, name) for name in ("eventStart", "eventEnd"))
             if end < start:
@@ -98,7 +99,8 @@ def _read_package(source: Path, image_root: Path | None) -> list[tuple[Record, t
         own = per_media.get(row["mediaID"], [])
         covering = []
         if row["deploymentID"] in timelines:
-            covering = timelines[row["deploymentID"]].covering(_time(row["timestamp"], tables["media"], line, "timestamp"))
+            taken = _time(row["timestamp"], tables["media"], line, "timestamp")
+            covering = timelines[row["deploymentID"]].covering(taken)
         labels = [label for label, _, _ in own if label] or [e.label for e in covering if e.label]
         event_ids = [e for _, e, _ in own if e] or [e.event_id for e in covering if e.event_id]
         votes = Counter(labels)

@@ -138,7 +138,8 @@ def _join_detections(records: list[Record], config: CropConfig) -> tuple[list[Re
     for record in records:
         entry = detections.find(record.relpath, record.path)
         if entry is None:
-            rejected.append(Rejection(record.path, reasons.NOT_IN_DETECTIONS, f"{record.relpath} not in {detections.path.name}"))
+            detail = f"{record.relpath} not in {detections.path.name}"
+            rejected.append(Rejection(record.path, reasons.NOT_IN_DETECTIONS, detail))
             continue
         if entry.failure is not None:
             rejected.append(Rejection(record.path, reasons.DETECTOR_FAILURE, entry.failure))
