@@ -36,7 +36,7 @@ def _is_night(image: dict) -> bool:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth") / "demo"
-    summary = synthesize(SynthConfig(out, scale=SCALE))
+    summary = synthesize(SynthConfig(out, scale=SCALE, detections=True))
     return summary, json.loads((out / "annotations.json").read_text(encoding="utf-8"))
 
 
@@ -81,7 +81,12 @@ def test_coco_camera_traps_structure(demo):
     image_ids = [im["id"] for im in coco["images"]]
     assert len(set(image_ids)) == len(image_ids)
     per_image = Counter(a["image_id"] for a in coco["annotations"])
-    assert set(per_image) == set(image_ids) and set(per_image.values()) == {1}
+    # one annotation per visible animal (herds give several), all of the image's one species
+    assert set(per_image) == set(image_ids) and min(per_image.values()) == 1 and max(per_image.values()) > 1
+    species = defaultdict(set)
+    for a in coco["annotations"]:
+        species[a["image_id"]].add(a["category_id"])
+    assert all(len(ids) == 1 for ids in species.values())
     assert len({a["id"] for a in coco["annotations"]}) == len(coco["annotations"])
     assert {a["category_id"] for a in coco["annotations"]} == set(range(1, 53))
 
@@ -139,6 +144,82 @@ def test_night_frames_are_grey_and_day_frames_are_colour(demo):
 def _digest(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_true_boxes_hold_the_animals(demo):
+    """Where a day photo differs from its camera's usual view (the animal), the COCO boxes are."""
+    summary, coco = demo
+    boxes = defaultdict(list)
+    for a in coco["annotations"]:
+        if "bbox" in a:
+            boxes[a["image_id"]].append(a["bbox"])
+    assert summary.num_boxes == sum(map(len, boxes.values())) and len(boxes) > 0.97 * len(coco["images"])
+    day = [im for im in coco["images"] if not _is_night(im)]
+    pixels = {im["id"]: np.asarray(Image.open(summary.out_dir / im["file_name"]).convert("L"), dtype=np.float32)
+              for im in day}
+    inside_mass, inside_area = [], []
+    for location in {im["location"] for im in day}:
+        here = [im for im in day if im["location"] == location]
+        if len(here) < 8:
+            continue
+        median = np.median(np.stack([pixels[im["id"]] for im in here]), axis=0)
+        for im in here:
+            residual = np.abs(pixels[im["id"]] - median)
+            mask = np.zeros(residual.shape, dtype=bool)
+            for x, y, w, h in boxes[im["id"]]:
+                mask[y:y + h, x:x + w] = True
+            strong = residual > 40  # clearly not the usual view (lighting and sensor noise stay below)
+            if strong.any():
+                inside_mass.append((strong & mask).sum() / strong.sum())
+                inside_area.append(mask.mean())
+    assert len(inside_mass) > 100
+    # the boxes cover a seventh of the frame but hold nearly all that differs from the empty scene
+    assert np.median(inside_area) < 0.3 and np.median(inside_mass) > 0.9
+
+
+def test_simulated_detections_follow_the_true_boxes_with_misses_and_false_alarms(demo):
+    from camtrap_fast.ingest.megadetector import read_detections
+
+    summary, coco = demo
+    detections = read_detections(summary.detections_path)  # the real MegaDetector reader accepts it
+    assert set(detections.images) == {im["file_name"] for im in coco["images"]}
+    assert summary.num_detections == sum(len(d.boxes) for d in detections.images.values())
+    sizes = {im["file_name"]: (im["width"], im["height"]) for im in coco["images"]}
+    truth = defaultdict(list)
+    for a in coco["annotations"]:
+        if "bbox" in a:
+            truth[next(im["file_name"] for im in coco["images"] if im["id"] == a["image_id"])].append(a["bbox"])
+    ious, missed, false_alarms = [], 0, []
+    for file, entry in detections.images.items():
+        width, height = sizes[file]
+        boxes = [(x / width, y / height, w / width, h / height) for x, y, w, h in truth[file]]
+        matched = set()
+        for box in boxes:
+            best = max(entry.boxes, key=lambda d: _iou(d.bbox, box), default=None)
+            if best is None or _iou(best.bbox, box) < 0.3:
+                missed += 1
+            else:
+                ious.append(_iou(best.bbox, box))
+                matched.add(best.index)
+        false_alarms += [d.conf for d in entry.boxes if d.index not in matched]
+    total = sum(map(len, truth.values()))
+    assert np.median(ious) > 0.75
+    assert 0.02 * total < missed < 0.25 * total
+    assert len(false_alarms) > 0.1 * len(coco["images"]) and np.median(false_alarms) < 0.3
+
+
+def _iou(a, b) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    w = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    h = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    union = a[2] * a[3] + b[2] * b[3] - w * h
+    return w * h / union if union > 0 else 0.0
+
+
+def test_detections_do_not_change_the_photos(tmp_path):
+    plain = _digest(synthesize(_tiny(tmp_path / "a")).out_dir)
+    with_detections = _digest(synthesize(_tiny(tmp_path / "b", detections=True)).out_dir)
+    assert with_detections.pop("detections.json") and plain == with_detections
 
 
 def test_same_config_gives_byte_identical_files_and_another_seed_does_not(tmp_path):

@@ -10,17 +10,36 @@ from pathlib import Path
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "shard",
-        help="pack images (folder, COCO Camera Traps JSON, CSV) into WebDataset shards",
+        help="pack images (folder, COCO Camera Traps JSON, CSV, Camtrap DP) into WebDataset shards",
         description="Pack images into WebDataset tar shards, resized once, with DALI indexes, a manifest, "
-        "a per-sample index and a report of every rejected image.",
+        "a per-sample index and a report of every rejected image. With --detections (MegaDetector output) "
+        "or --crops annotations, each animal's box is a sample instead of the whole frame.",
     )
-    parser.add_argument("source", type=Path, help="folder of class sub-folders, COCO Camera Traps .json, or .csv")
+    parser.add_argument("source", type=Path, help="folder of class sub-folders, COCO Camera Traps .json, .csv, or "
+                        "a Camtrap DP package (its datapackage.json or folder)")
     parser.add_argument("out", type=Path, help="output folder (created; resumed when rerun with the same input)")
-    parser.add_argument("--format", default="auto", help="auto (default), folder, coco or csv")
+    parser.add_argument("--format", default="auto", help="auto (default), folder, coco, csv or camtrap-dp")
     parser.add_argument("--image-root", type=Path, help="resolve relative image paths against this folder")
     parser.add_argument("--drop-classes", default="", help="comma-separated class names to drop, e.g. blank,empty,human")
     parser.add_argument("--drop-multi-species", action="store_true", help="drop images annotated with several classes")
     parser.add_argument("--keep-fraction", default="", help="keep a seeded random fraction of a class, e.g. empty=0.1")
+    crops = parser.add_argument_group("crops (one sample per animal box instead of the whole frame)")
+    crops.add_argument("--detections", type=Path, metavar="MD.json",
+                       help="MegaDetector batch output for the SOURCE images (its file paths relative to the "
+                            "SOURCE root): one sample per detection")
+    crops.add_argument("--crops", default="auto", choices=("auto", "none", "detections", "annotations"),
+                       help="auto (default): detections with --detections, else none (whole frames); "
+                            "annotations: the label source's own boxes (COCO Camera Traps bbox, Camtrap DP bboxX...)")
+    crops.add_argument("--min-detection-conf", type=float, default=None, metavar="CONF",
+                       help="keep detections with conf >= CONF (default 0.2, MegaDetector v5's usual threshold)")
+    crops.add_argument("--detection-categories", default="animal", metavar="NAMES",
+                       help="detection categories to crop, names or ids, comma-separated (default animal)")
+    crops.add_argument("--crop-padding", type=float, default=None, metavar="FRACTION",
+                       help="grow each box by this fraction of its width and height on every side before making "
+                            "it square (default 0.1)")
+    crops.add_argument("--empty-class", default=None, metavar="NAME",
+                       help="images with no detection at all (or, with --crops annotations, labelled NAME and "
+                            "without a box) become one whole-frame sample of class NAME instead of rejections")
     parser.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
     parser.add_argument("--group-by", default="auto", help="auto (sequence when known), sequence, location or none")
     parser.add_argument("--size", type=int, default=256, help="shorter side in pixels, never upscaled (default 256)")
@@ -35,13 +54,27 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from camtrap_fast.errors import UserError
+    from camtrap_fast.ingest.crop_plan import DEFAULT_MIN_CONF, CropConfig
     from camtrap_fast.ingest.filters import FilterConfig, parse_keep_fraction
     from camtrap_fast.ingest.splits import SplitConfig, parse_fractions
     from camtrap_fast.shards.build import DEFAULT_SHARD_SIZE, ShardJob, build_shards
-    from camtrap_fast.shards.encode import EncodeConfig
+    from camtrap_fast.shards.encode import CROP_PADDING, EncodeConfig
 
+    mode = args.crops if args.crops != "auto" else ("detections" if args.detections else "none")
+    crops = CropConfig(
+        mode=mode,
+        detections=args.detections,
+        min_conf=DEFAULT_MIN_CONF if args.min_detection_conf is None else args.min_detection_conf,
+        categories=tuple(c.strip() for c in args.detection_categories.split(",") if c.strip()),
+        empty_class=args.empty_class.strip() if args.empty_class is not None else None,
+    )
+    if mode != "detections" and args.min_detection_conf is not None:
+        raise UserError("--min-detection-conf applies to --detections MD.json")
+    if mode == "none" and args.crop_padding is not None:
+        raise UserError("--crop-padding applies to crops; add --detections MD.json or --crops annotations")
     try:
-        encode = EncodeConfig(size=args.size, quality=args.quality)
+        encode = EncodeConfig(size=args.size, quality=args.quality,
+                              crop_padding=CROP_PADDING if args.crop_padding is None else args.crop_padding)
     except ValueError as error:
         raise UserError(str(error)) from None
     job = ShardJob(
@@ -63,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         command=tuple(["camtrap-fast", *sys.argv[2:]]) if sys.argv[1:2] == ["shard"] else ("camtrap-fast", "shard"),
+        crops=crops,
     )
     summary = build_shards(job)
     if not args.quiet:
@@ -80,9 +114,17 @@ def format_summary(summary) -> str:
         present = sum(1 for n in info.class_counts.values() if n)
         lines.append(f"{split:<8}{info.samples:>10}{len(info.shards):>8}{present:>9}")
     lines.append(f"{'rejected':<8}{sum(summary.rejected.values()):>10}")
+    width = max([20, *map(len, summary.rejected)])  # "remote media (not downloaded)" is 29
     for reason, n in sorted(summary.rejected.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {reason:<20}{n:>6}")
+        lines.append(f"  {reason:<{width}}{n:>6}")
     lines.append(f"{'listed':<8}{summary.listed:>10}")
+    if manifest.crops:
+        samples = sum(info.samples for info in manifest.splits.values())
+        images = summary.listed - sum(summary.rejected.values())
+        empty = manifest.crops.get("empty_class")
+        what = {"detections": "detector crops", "annotations": "annotation-box crops"}[manifest.crops["mode"]]
+        what += f", and whole frames of {empty}" if empty else ""
+        lines.append(f"crops: {samples} samples from {images} images ({what})")
     for class_name, missing in manifest.small_classes.items():
         lines.append(f"warning: class '{class_name}' is too small to appear in {', '.join(missing)}")
     if summary.encoded:

@@ -1,4 +1,4 @@
-"""Ingest: a folder, a COCO Camera Traps JSON or a CSV -> a list of `Record`s."""
+"""Ingest: a folder, a COCO Camera Traps JSON, a CSV or a Camtrap DP package -> a list of `Record`s (+ crop boxes)."""
 
 from camtrap_fast.ingest.detect import FORMATS, load_records
 from camtrap_fast.ingest.records import Record, Rejection

@@ -71,7 +71,8 @@ def read_coco_json(json_path: Path) -> dict:
         raise UserError(f"{json_path}: not a COCO Camera Traps file (top level is not an object)")
     missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
     if missing:
-        hint = " (a MegaDetector output file? it holds detections, not labels)" if "detection_categories" in data else ""
+        hint = (" (a MegaDetector output file? it holds detections, not labels: give a label source as SOURCE and "
+                "this file as --detections)") if "detection_categories" in data else ""
         raise UserError(f"{json_path}: not a COCO Camera Traps file: no {', '.join(missing)} list{hint}")
     return data
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
+from camtrap_fast.ingest.camtrap_dp import is_camtrap_dp, load_camtrap_dp
 from camtrap_fast.ingest.coco import load_coco
 from camtrap_fast.ingest.csv_table import load_csv
 from camtrap_fast.ingest.folder import load_folder
 from camtrap_fast.ingest.records import Record
 
-FORMATS = ("folder", "coco", "csv")
+FORMATS = ("folder", "coco", "csv", "camtrap-dp")
 
 
 def detect_format(source: Path) -> str:
+    if is_camtrap_dp(source):
+        return "camtrap-dp"
     if source.is_dir():
         return "folder"
     suffix = source.suffix.lower()
@@ -21,8 +24,8 @@ def detect_format(source: Path) -> str:
         return "coco"
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
-    raise UserError(f"{source}: unknown source format (expected a folder, a .json COCO Camera Traps file or a .csv; "
-                    "force one with --format folder|coco|csv)")
+    raise UserError(f"{source}: unknown source format (expected a folder, a .json COCO Camera Traps file, a .csv "
+                    "or a Camtrap DP datapackage.json; force one with --format folder|coco|csv|camtrap-dp)")
 
 
 def load_records(source: str | Path, format: str = "auto", image_root: str | Path | None = None) -> tuple[str, list[Record]]:
@@ -37,6 +40,8 @@ def load_records(source: str | Path, format: str = "auto", image_root: str | Pat
     root = Path(image_root) if image_root else None
     if root is not None and not root.is_dir():
         raise UserError(f"{root}: --image-root is not a folder")
+    if format == "camtrap-dp":
+        return format, load_camtrap_dp(source, root)
     if format == "folder":
         if not source.is_dir():
             raise UserError(f"{source}: --format folder needs a folder of class sub-folders")

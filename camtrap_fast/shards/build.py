@@ -5,6 +5,8 @@ A thin orchestrator over ingest, encode and the tar writer. Two invariants shape
 * Determinism: the order of samples within a split is fixed by the seed, images are
   encoded in worker processes but consumed in order, so the tars are byte-identical
   whatever `--workers` is.
+* Accounting: every listed image ends up in a shard (its whole frame or its crops, see samples.py)
+  or in rejected.csv; an image is the unit of work and resumption, so its crops share a shard.
 * Crash safety: a shard is written as `*.tar.tmp` and renamed when complete, then
   logged in `.shard-progress.jsonl` with what it consumed. `manifest.json` is written
   last. A rerun with the same fingerprint resumes after the last logged shard; a run
@@ -31,13 +33,14 @@ from camtrap_fast.atomic import TEMP_SUFFIX, AtomicFile, open_atomic, write_text
 from camtrap_fast.environment import package_versions
 from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest import load_records
-from camtrap_fast.ingest.filters import FilterConfig, apply_filters
+from camtrap_fast.ingest.crop_plan import CropConfig, select_images
+from camtrap_fast.ingest.filters import FilterConfig
 from camtrap_fast.ingest.records import Record, Rejection
 from camtrap_fast.ingest.splits import SPLITS, SplitConfig, assign_splits
-from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected, encode_image
-from camtrap_fast.shards.keys import make_keys
+from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected
 from camtrap_fast.shards.manifest import MANIFEST_FILE, Manifest, SplitInfo, load_manifest
 from camtrap_fast.shards.sample_index import INDEX_FILE, SampleIndex
+from camtrap_fast.shards.samples import crop_fingerprint, crops_manifest, encode_sample, encode_task, plan_samples, samples
 from camtrap_fast.shards.tar_writer import ShardTarWriter
 
 RUN_FILE = ".shard-run.json"
@@ -61,6 +64,7 @@ class ShardJob:
     overwrite: bool = False
     progress: bool = True
     command: tuple[str, ...] = ()
+    crops: CropConfig = field(default_factory=CropConfig)
 
     def __post_init__(self) -> None:
         if self.shard_size < 1:
@@ -83,13 +87,12 @@ class ShardSummary:
 def build_shards(job: ShardJob) -> ShardSummary:
     started = time.perf_counter()
     format_used, records = load_records(job.source, job.format, job.image_root)
-    kept, rejections = apply_filters(records, job.filters)
+    kept, rejections, crop_digest = select_images(records, job.crops, job.filters, format_used, job.source, job.image_root)
     if not kept:
         raise UserError(f"{job.source}: no usable images ({_describe(len(records), rejections)})")
     kept, small_classes = assign_splits(kept, job.split)
-    classes = tuple(sorted({r.label for r in kept}))
-    keys = dict(zip((r.path for r in kept), make_keys([r.relpath for r in kept])))
-    fingerprint = _fingerprint(job, format_used, records)
+    classes, keys, facts = plan_samples(kept)
+    fingerprint = crop_fingerprint(_fingerprint(job, format_used, records), crop_digest, job.encode)
 
     state = _prepare_out(job, fingerprint)
     if state == "complete":
@@ -104,7 +107,7 @@ def build_shards(job: ShardJob) -> ShardSummary:
     splits: dict[str, SplitInfo] = {}
     with _EncoderPool(job.encode, job.workers) as pool:
         for split_number, split in enumerate(SPLITS):
-            members = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path])
+            members = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path][0])
             rng = np.random.default_rng([job.seed, split_number])
             members = [members[i] for i in rng.permutation(len(members))]  # mix classes within every shard
             done = [p for p in progress if p["split"] == split]
@@ -114,15 +117,16 @@ def build_shards(job: ShardJob) -> ShardSummary:
             entries = [(p["shard"], label, offset, size, key) for p in done for key, label, offset, size in p["samples"]]
             shards = [p["shard"] for p in done]
             writer = _SplitWriter(job, split, len(shards))
-            for record, result in zip(members[consumed:], pool.encode(r.path for r in members[consumed:])):
+            for record, result in zip(members[consumed:], pool.encode(encode_task(r) for r in members[consumed:])):
                 consumed += 1
                 bar.update(1)
                 if isinstance(result, Rejection):
                     writer.rejections.append(result)
                     continue
                 encoded += 1
-                writer.add(keys[record.path], class_index[record.label], record, result)
-                if writer.count == job.shard_size:
+                for key, label, jpeg, extra in samples(record, keys[record.path], result):
+                    writer.add(key, class_index[label], record, jpeg, extra)
+                if writer.count >= job.shard_size:
                     shards.append(writer.finish(consumed, entries))
                     rejections += writer.rejections
                     writer = _SplitWriter(job, split, len(shards))
@@ -130,7 +134,7 @@ def build_shards(job: ShardJob) -> ShardSummary:
                 shards.append(writer.finish(consumed, entries))
             rejections += writer.rejections
             writer.discard()
-            _write_index(job.out, split, shards, entries)
+            _write_index(job.out, split, shards, entries, facts)
             counts = Counter(classes[e[1]] for e in entries)
             splits[split] = SplitInfo(len(entries), {c: counts.get(c, 0) for c in classes}, tuple(shards))
     bar.close()
@@ -150,6 +154,7 @@ def build_shards(job: ShardJob) -> ShardSummary:
         command=job.command,
         versions=package_versions(),
         root=job.out,
+        crops=crops_manifest(job.crops, job.encode),
     )
     manifest.save()  # from here on the directory is complete
     for name in (PROGRESS_FILE, RUN_FILE):
@@ -174,11 +179,11 @@ class _SplitWriter:
     def count(self) -> int:
         return len(self.samples)
 
-    def add(self, key: str, label: int, record: Record, jpeg: bytes) -> None:
+    def add(self, key: str, label: int, record: Record, jpeg: bytes, extra: dict | None = None) -> None:
         if self.file is None:
             self.file = AtomicFile(self.job.out / f"{self.name}.tar", "wb")
             self.tar = ShardTarWriter(self.file)
-        meta = {"key": key, "label": record.label, **record.metadata()}
+        meta = {"key": key, "label": record.label, **record.metadata(), **(extra or {})}
         members = self.tar.write_sample(
             key, {"cls": str(label).encode(), "jpg": jpeg, "json": json.dumps(meta, sort_keys=True).encode()}
         )
@@ -246,11 +251,11 @@ def _init_worker(config: EncodeConfig) -> None:
     _worker_config = config
 
 
-def _encode_one(path: str):
+def _encode_one(task: tuple[str, tuple]):
     try:
-        return encode_image(path, _worker_config)
+        return encode_sample(task, _worker_config)
     except EncodeRejected as rejected:
-        return Rejection(path, rejected.reason, rejected.detail)
+        return Rejection(task[0], rejected.reason, rejected.detail)
 
 
 def _fingerprint(job: ShardJob, format_used: str, records: list[Record]) -> str:
@@ -361,7 +366,7 @@ def _clean(out: Path, remove_dir: bool) -> None:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _write_index(out: Path, split: str, shards: list[str], entries: list) -> None:
+def _write_index(out: Path, split: str, shards: list[str], entries: list, facts: dict[str, tuple[str, str]]) -> None:
     if not entries:
         return
     shard_number = {name: i for i, name in enumerate(shards)}
@@ -372,6 +377,7 @@ def _write_index(out: Path, split: str, shards: list[str], entries: list) -> Non
         offsets=[e[2] for e in entries],
         sizes=[e[3] for e in entries],
         shards=shards,
+        sequences=[facts[e[4]][0] for e in entries], sources=[facts[e[4]][1] for e in entries],  # key -> (seq, src)
     )
     index.save(out / split / INDEX_FILE)
 

@@ -9,6 +9,8 @@ Re-encoding also guarantees that no corrupt or exotic JPEG reaches DALI.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,25 +25,48 @@ class EncodeRejected(Exception):
         self.detail = detail
 
 
+CROP_PADDING = 0.1  # of a box's width (left and right) and height (top and bottom); see shards/crops.py
+
+
 @dataclass(frozen=True)
 class EncodeConfig:
     size: int = 256  # shorter side in pixels; never upscaled
     quality: int = 90
+    crop_padding: float = CROP_PADDING  # only used when cutting crops from boxes
 
     def __post_init__(self) -> None:
         if self.size < 16:
             raise ValueError(f"--size {self.size}: must be at least 16 pixels")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"--quality {self.quality}: must be between 1 and 100")
+        if not 0.0 <= self.crop_padding <= 1.0:
+            raise ValueError(f"--crop-padding {self.crop_padding}: must be between 0 and 1 (the fraction of a "
+                             "box's width and height added on each side)")
 
 
 def encode_image(path: str, config: EncodeConfig) -> bytes:
     """Return the shard JPEG for one source image, or raise EncodeRejected with the reason."""
-    try:
+    image = open_oriented(path, (config.size, config.size))  # DCT scaling keeps both sides >= size
+    image = resize_shorter_side(image, config.size)
+    return to_jpeg(image, config.quality)
+
+
+def open_oriented(path: str, draft_size: tuple[int, int] | None) -> Image.Image:
+    """Decode `path` as RGB in its displayed orientation (EXIF applied), DCT-scaled to at least `draft_size`
+    (in stored orientation) when given; every failure becomes EncodeRejected with its reason."""
+    with decode_errors():
         with Image.open(path) as image:
-            image.draft("RGB", (config.size, config.size))  # DCT scaling keeps both sides >= size
+            if draft_size is not None:
+                image.draft("RGB", draft_size)
             image = ImageOps.exif_transpose(image)  # also loads (fully decodes) the image
-            image = to_rgb(image)
+            return to_rgb(image)
+
+
+@contextmanager
+def decode_errors() -> Iterator[None]:
+    """Turn every way opening or decoding an image can fail into EncodeRejected with its reason."""
+    try:
+        yield
     except FileNotFoundError:
         raise EncodeRejected(reasons.MISSING_FILE, "no such file") from None
     except IsADirectoryError:
@@ -52,10 +77,12 @@ def encode_image(path: str, config: EncodeConfig) -> bytes:
         message = str(error)
         reason = reasons.TRUNCATED if "truncated" in message.lower() else reasons.UNREADABLE
         raise EncodeRejected(reason, message.splitlines()[0] if message else type(error).__name__) from None
-    image = resize_shorter_side(image, config.size)
+
+
+def to_jpeg(image: Image.Image, quality: int) -> bytes:
     out = io.BytesIO()
     # Baseline (not progressive), fixed quality, no EXIF: deterministic bytes every decoder handles.
-    image.save(out, format="JPEG", quality=config.quality, optimize=False, progressive=False)
+    image.save(out, format="JPEG", quality=quality, optimize=False, progressive=False)
     return out.getvalue()
 
 

@@ -10,15 +10,18 @@ from camtrap_fast.shards.tar_writer import MAX_KEY_CHARS
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def make_keys(relpaths: list[str]) -> list[str]:
-    """One key per path, in the same order. WebDataset splits names at the first dot, so keys have none."""
+def make_keys(relpaths: list[str], suffixes: list[str] | None = None) -> list[str]:
+    """One key per path, in the same order. WebDataset splits names at the first dot, so keys have none.
+
+    A suffix (`_d0`: detection 0 of that image) is kept whole, even when a long path is shortened.
+    """
     keys, used = [], set()
-    for relpath in relpaths:
+    for relpath, suffix in zip(relpaths, suffixes or [""] * len(relpaths)):
         stem = relpath.rsplit(".", 1)[0] if "." in relpath.rsplit("/", 1)[-1] else relpath
-        key = _UNSAFE.sub("_", stem).strip("_") or "sample"
+        key = (_UNSAFE.sub("_", stem).strip("_") or "sample") + suffix
         if len(key) > MAX_KEY_CHARS:
             digest = hashlib.sha1(relpath.encode()).hexdigest()[:16]
-            key = f"{key[: MAX_KEY_CHARS - 17]}_{digest}"
+            key = f"{key[: MAX_KEY_CHARS - 17 - len(suffix)]}_{digest}{suffix}"
         base, n = key, 1
         while key in used:  # e.g. a.jpg and a.png; suffix in input order, which is deterministic
             n += 1

@@ -35,6 +35,9 @@ class Manifest:
     command: tuple[str, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
     root: Path = field(default=Path("."), compare=False)
+    # How samples were cut when they are crops (mode, padding, min_conf, categories, empty_class, detections);
+    # empty for whole frames. Prediction on detector output reads the padding from here.
+    crops: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.splits) - set(SPLITS)
@@ -98,6 +101,7 @@ def load_manifest(shard_dir: str | os.PathLike) -> Manifest:
             command=tuple(data.pop("command", ())),
             versions=dict(data.pop("versions", {})),
             root=root,
+            crops=dict(data.pop("crops", {})),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(f"{path}: not a camtrap-fast manifest ({error})") from None

@@ -3,6 +3,9 @@
 One `index.npz` per split holds parallel integer arrays plus all keys packed
 into one UTF-8 blob, so millions of samples load in milliseconds and the
 sampler and random-access readers never parse a tar to find a sample.
+Each sample's sequence id and source image (its relpath; several crops can
+share one) are packed the same way, for per-sequence and per-image aggregation;
+index files written before they existed load with empty strings.
 `offsets`/`sizes` locate the JPEG payload itself (not the tar header), so a
 reader fetches a sample with one `os.pread`.
 """
@@ -31,10 +34,17 @@ class SampleIndex:
     key_blob: bytes  # all keys, UTF-8, concatenated
     key_ends: np.ndarray  # int64, end offset of key i in `key_blob`
     shards: tuple[str, ...]
+    sequence_blob: bytes = b""  # every sample's sequence id ("" when unknown), UTF-8, concatenated
+    sequence_ends: np.ndarray | None = None  # int64; None: all empty
+    source_blob: bytes = b""  # every sample's source image relpath, UTF-8, concatenated
+    source_ends: np.ndarray | None = None  # int64; None: all empty
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        for name in ("shard_ids", "offsets", "sizes", "key_ends"):
+        for name in ("sequence_ends", "source_ends"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(n, dtype=np.int64))
+        for name in ("shard_ids", "offsets", "sizes", "key_ends", "sequence_ends", "source_ends"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"SampleIndex.{name} has {len(getattr(self, name))} entries, labels has {n}")
 
@@ -49,6 +59,20 @@ class SampleIndex:
         indices = range(len(self)) if indices is None else indices
         return [self.key(int(i)) for i in indices]
 
+    def sequence(self, i: int) -> str:
+        return _unpack(self.sequence_blob, self.sequence_ends, i)
+
+    def sequences(self, indices=None) -> list[str]:
+        indices = range(len(self)) if indices is None else indices
+        return [self.sequence(int(i)) for i in indices]
+
+    def source(self, i: int) -> str:
+        return _unpack(self.source_blob, self.source_ends, i)
+
+    def sources(self, indices=None) -> list[str]:
+        indices = range(len(self)) if indices is None else indices
+        return [self.source(int(i)) for i in indices]
+
     def class_counts(self, num_classes: int) -> np.ndarray:
         return np.bincount(self.labels, minlength=num_classes).astype(np.int64)
 
@@ -60,8 +84,12 @@ class SampleIndex:
         offsets: list[int],
         sizes: list[int],
         shards: list[str],
+        sequences: list[str] | None = None,
+        sources: list[str] | None = None,
     ) -> "SampleIndex":
         encoded = [k.encode("utf-8") for k in keys]
+        sequence_blob, sequence_ends = _pack(sequences, len(keys))
+        source_blob, source_ends = _pack(sources, len(keys))
         return SampleIndex(
             labels=np.asarray(labels, dtype=np.int32),
             shard_ids=np.asarray(shard_ids, dtype=np.int32),
@@ -70,6 +98,10 @@ class SampleIndex:
             key_blob=b"".join(encoded),
             key_ends=np.cumsum([len(k) for k in encoded], dtype=np.int64),
             shards=tuple(shards),
+            sequence_blob=sequence_blob,
+            sequence_ends=sequence_ends,
+            source_blob=source_blob,
+            source_ends=source_ends,
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -83,6 +115,10 @@ class SampleIndex:
                 key_blob=np.frombuffer(self.key_blob, dtype=np.uint8),
                 key_ends=self.key_ends,
                 shards=np.asarray(self.shards, dtype=str),
+                sequence_blob=np.frombuffer(self.sequence_blob, dtype=np.uint8),
+                sequence_ends=self.sequence_ends,
+                source_blob=np.frombuffer(self.source_blob, dtype=np.uint8),
+                source_ends=self.source_ends,
             )
 
     @staticmethod
@@ -97,8 +133,27 @@ class SampleIndex:
                     key_blob=data["key_blob"].tobytes(),
                     key_ends=data["key_ends"],
                     shards=tuple(str(s) for s in data["shards"]),
+                    # absent from index files written before sequences and sources were recorded
+                    sequence_blob=data["sequence_blob"].tobytes() if "sequence_blob" in data else b"",
+                    sequence_ends=data["sequence_ends"] if "sequence_ends" in data else None,
+                    source_blob=data["source_blob"].tobytes() if "source_blob" in data else b"",
+                    source_ends=data["source_ends"] if "source_ends" in data else None,
                 )
         except FileNotFoundError:
             raise UserError(f"{path}: sample index not found (was the shard run completed?)") from None
         except (OSError, KeyError, ValueError) as error:
             raise UserError(f"{path}: not a camtrap-fast sample index ({error})") from None
+
+
+def _pack(texts: list[str] | None, n: int) -> tuple[bytes, np.ndarray]:
+    if texts is None:
+        return b"", np.zeros(n, dtype=np.int64)
+    if len(texts) != n:
+        raise ValueError(f"{len(texts)} strings for {n} samples")
+    encoded = [t.encode("utf-8") for t in texts]
+    return b"".join(encoded), np.cumsum([len(t) for t in encoded], dtype=np.int64)
+
+
+def _unpack(blob: bytes, ends: np.ndarray, i: int) -> str:
+    start = int(ends[i - 1]) if i > 0 else 0
+    return blob[start : int(ends[i])].decode("utf-8")

@@ -3,8 +3,9 @@
 Nothing is downloaded. Every class of the S9 train split keeps its share of
 images (times `scale`, with a floor for the rarest), drawn as sequences of
 1-3 frames at a handful of camera locations, as day (colour) or infrared night
-(grey) frames, and written as JPEGs plus one COCO Camera Traps JSON. The same
-config always gives byte-identical files.
+(grey) frames, and written as JPEGs plus one COCO Camera Traps JSON (one annotation
+per visible animal, with its true box), and optionally a simulated MegaDetector
+output (`detections`). The same config always gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from camtrap_fast.atomic import write_text
 from camtrap_fast.errors import UserError
 from camtrap_fast.synth.anatomy import Pose, silhouette_size
 from camtrap_fast.synth.counts import load_class_counts, scale_class_counts
+from camtrap_fast.synth.detector import batch_output, detect
 from camtrap_fast.synth.scene import Lighting, Location, Placement, make_location, render_frame
 from camtrap_fast.synth.species import SPECIES, Species, individualize
 
@@ -35,6 +37,7 @@ __all__ = ["SynthConfig", "SynthSummary", "synthesize"]
 log = logging.getLogger(__name__)
 
 ANNOTATIONS_NAME = "annotations.json"
+DETECTIONS_NAME = "detections.json"
 IMAGES_DIR = "images"
 _FIRST_DAY = dt.datetime(2014, 7, 1)
 _SPAN_DAYS = 150
@@ -52,6 +55,7 @@ class SynthConfig:
     num_locations: int = 10
     min_per_class: int = 6  # leaves the rarest classes enough images for an 80/10/10 split
     jpeg_quality: int = 90
+    detections: bool = False  # also write OUT_DIR/detections.json, a simulated MegaDetector run
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dir", Path(self.out_dir))
@@ -89,6 +93,9 @@ class SynthSummary:
     num_locations: int
     class_counts: dict[str, int]  # images per class, in the packaged table's order (largest first)
     seconds: float
+    num_boxes: int = 0  # true animal boxes in the COCO file
+    detections_path: Path | None = None
+    num_detections: int = 0  # in detections.json, false alarms included
 
     @property
     def images_per_s(self) -> float:
@@ -140,14 +147,14 @@ def synthesize(config: SynthConfig) -> SynthSummary:
     locations = [make_location(f"loc{i:02d}", config.width, config.height, np.random.default_rng([config.seed, 1, i]))
                  for i in range(config.num_locations)]
 
-    images, annotations, night_images = [], [], 0
+    images, annotations, night_images, detected = [], [], 0, []
     for index, seq in enumerate(sequences):
         seq_id = f"seq{index:06d}"
         location = locations[seq.location]
         folder = config.out_dir / IMAGES_DIR / location.name
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([config.seed, 2, index])
-        for frame_num, pixels in enumerate(_frames(seq, location, config, rng), start=1):
+        for frame_num, (pixels, boxes) in enumerate(_frames(seq, location, config, rng), start=1):
             image_id = f"{location.name}/{seq_id}_f{frame_num}"
             file_name = f"{IMAGES_DIR}/{image_id}.jpg"
             Image.fromarray(pixels).save(config.out_dir / file_name, format="JPEG", quality=config.jpeg_quality)
@@ -157,12 +164,24 @@ def synthesize(config: SynthConfig) -> SynthSummary:
                 "seq_id": seq_id, "seq_num_frames": seq.num_frames, "frame_num": frame_num,
                 "location": location.name, "datetime": taken.strftime("%Y-%m-%d %H:%M:%S"),
             })
-            annotations.append({"id": f"ann{len(annotations):07d}", "image_id": image_id,
-                                "category_id": seq.category_id})
+            # One annotation per visible animal, with its box (COCO: [x, y, width, height] in pixels); an
+            # image whose animals are all out of view still gets its species, without a box.
+            for box in boxes or [None]:
+                annotation = {"id": f"ann{len(annotations):07d}", "image_id": image_id, "category_id": seq.category_id}
+                if box is not None:
+                    annotation["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+                annotations.append(annotation)
+            if config.detections:  # its own random stream: the photos are the same with or without
+                found = detect(boxes, config.width, config.height, np.random.default_rng([config.seed, 3, len(images)]))
+                detected.append({"file": file_name, "detections": found})
             night_images += seq.night
         if index % 200 == 0:
             log.debug("synth: %d/%d sequences drawn", index, len(sequences))
 
+    detections_path = None
+    if config.detections:
+        detections_path = config.out_dir / DETECTIONS_NAME
+        write_json(detections_path, batch_output(detected))
     annotations_path = config.out_dir / ANNOTATIONS_NAME
     write_json(annotations_path, {
         "info": {
@@ -180,7 +199,9 @@ def synthesize(config: SynthConfig) -> SynthSummary:
         "categories": [{"id": i, "name": name} for i, name in enumerate(counts, start=1)],
     })
     return SynthSummary(config.out_dir, annotations_path, len(images), len(sequences), night_images,
-                        config.num_locations, dict(counts), time.perf_counter() - started)
+                        config.num_locations, dict(counts), time.perf_counter() - started,
+                        sum("bbox" in a for a in annotations), detections_path,
+                        sum(len(d["detections"]) for d in detected))
 
 
 def _prepare_out_dir(config: SynthConfig) -> None:
@@ -193,6 +214,7 @@ def _prepare_out_dir(config: SynthConfig) -> None:
                             f"and {ANNOTATIONS_NAME}")
         # The JSON goes first, so an interrupted overwrite never leaves a JSON naming deleted images.
         (out / ANNOTATIONS_NAME).unlink(missing_ok=True)
+        (out / DETECTIONS_NAME).unlink(missing_ok=True)
         images = out / IMAGES_DIR
         if images.is_dir() and not images.is_symlink():
             shutil.rmtree(images)
@@ -241,7 +263,9 @@ def _sequence_lengths(count: int, rng: np.random.Generator) -> list[int]:
     return lengths
 
 
-def _frames(seq: _Sequence, location: Location, config: SynthConfig, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _frames(seq: _Sequence, location: Location, config: SynthConfig,
+            rng: np.random.Generator) -> Iterator[tuple[np.ndarray, list]]:
+    """Each frame's pixels and its animals' true boxes (left, top, right, bottom in pixels)."""
     species = SPECIES[seq.species]
     herd = 1 if species.herd == 1 or rng.random() < 0.5 else int(rng.integers(2, species.herd + 1))
     facing = 1 if rng.random() < 0.5 else -1
@@ -251,7 +275,8 @@ def _frames(seq: _Sequence, location: Location, config: SynthConfig, rng: np.ran
     sun = 0.0 if seq.night else max(0.0, math.sin(math.pi * (hour - 6) / 12))
     for frame in range(seq.num_frames):
         light = Lighting(seq.night, sun, exposure=math.exp(rng.normal(0.0, 0.06)))
-        yield render_frame(location, [_place(t, frame, config, rng) for t in tracks], light, rng)
+        boxes: list = []
+        yield render_frame(location, [_place(t, frame, config, rng) for t in tracks], light, rng, boxes), boxes
 
 
 def _start_track(animal: Species, facing: int, location: Location, config: SynthConfig, night: bool,

@@ -250,8 +250,12 @@ def _infrared(img: np.ndarray, nearness: np.ndarray, light: Lighting, eyes: list
 
 
 def render_frame(location: Location, placements: list[Placement], light: Lighting,
-                 rng: np.random.Generator) -> np.ndarray:
-    """One frame as (H, W, 3) uint8; night frames have three identical channels."""
+                 rng: np.random.Generator, boxes: list | None = None) -> np.ndarray:
+    """One frame as (H, W, 3) uint8; night frames have three identical channels.
+
+    With `boxes`, appends each visible animal's true box, (left, top, right, bottom) in pixels: the
+    extent of its drawn silhouette (alpha > 0.25, before grass in front of it), far animals first.
+    """
     img = location.background.copy()
     nearness = location.nearness.copy()
     height, width = nearness.shape
@@ -263,6 +267,10 @@ def render_frame(location: Location, placements: list[Placement], light: Lightin
             continue
         x0, y0, premult, alpha, eye = layer
         h, w = alpha.shape
+        if boxes is not None:
+            rows, cols = np.flatnonzero((alpha > 0.25).any(axis=1)), np.flatnonzero((alpha > 0.25).any(axis=0))
+            if len(rows):
+                boxes.append((x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1))
         region = img[y0:y0 + h, x0:x0 + w]
         region *= (1.0 - alpha)[..., None]
         region += premult * np.float32(1.5) if light.night else premult  # fur reflects near-IR strongly
