@@ -213,3 +213,31 @@ def compute_metrics(
 ) -> Metrics:
     """Metrics for integer labels (class i is class_names[i]); train_counts enables rarest/commonest accuracy."""
     return metrics_from_confusion(confusion_matrix(y_true, y_pred, len(class_names)), class_names, train_counts)
+
+
+def pool_by_group(probabilities: np.ndarray, groups: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """(group ids in first-appearance order, their mean class probabilities): how a sequence's frames and crops
+    become one prediction (eval --aggregate sequence and predict --aggregate sequence share this rule)."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or len(probabilities) != len(groups):
+        raise ValueError(f"{len(groups)} groups for probabilities of shape {probabilities.shape}; give one per row")
+    ids, position = [], {}
+    codes = np.empty(len(groups), dtype=np.int64)
+    for i, group in enumerate(groups):
+        if group not in position:
+            position[group] = len(ids)
+            ids.append(group)
+        codes[i] = position[group]
+    sums = np.zeros((len(ids), probabilities.shape[1]))
+    np.add.at(sums, codes, probabilities)
+    return ids, sums / np.bincount(codes, minlength=len(ids))[:, None]
+
+
+def group_labels(y_true, groups: Sequence[str], ids: Sequence[str], num_classes: int) -> np.ndarray:
+    """Each group's true class: the most common true label among its members (ties: the lower class index).
+    Frames of one capture share its label; a group whose frames disagree is a multi-species capture."""
+    labels = _as_labels(y_true, num_classes, "y_true")
+    position = {group: i for i, group in enumerate(ids)}
+    votes = np.zeros((len(ids), num_classes), dtype=np.int64)
+    np.add.at(votes, (np.fromiter((position[g] for g in groups), dtype=np.int64, count=len(groups)), labels), 1)
+    return votes.argmax(axis=1)

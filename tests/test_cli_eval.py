@@ -106,16 +106,17 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
     fake = types.ModuleType("camtrap_fast.train")
     metrics = {"num_samples": 3, "num_classes": 2, "phase": 2, "accuracy": 0.5, "macro_f1": 0.25, "skipped_corrupt": 0}
 
-    def evaluate_run(run_dir, split, device, shards, skip_corrupt):
-        calls.append((run_dir, split, device, shards, skip_corrupt))
-        return run_dir / f"eval-{split}", metrics
+    def evaluate_run(run_dir, split, device, shards, skip_corrupt, aggregate):
+        calls.append((run_dir, split, device, shards, skip_corrupt, aggregate))
+        return run_dir / f"eval-{split}", metrics, None
 
     fake.evaluate_run = evaluate_run
     monkeypatch.setitem(sys.modules, "camtrap_fast.train", fake)
     code, out, _ = run(capsys, "eval", tmp_path, "--split", "val")
     assert code == 0 and f"split val, phase 2: accuracy 0.5000, macro F1 0.2500 -> {tmp_path / 'eval-val'}" in out
     assert run(capsys, "eval", tmp_path, "--skip-corrupt", "--shards", tmp_path / "s")[0] == 0
-    assert calls == [(tmp_path, "val", "auto", None, False), (tmp_path, "test", "auto", tmp_path / "s", True)]
+    assert calls == [(tmp_path, "val", "auto", None, False, "none"),
+                     (tmp_path, "test", "auto", tmp_path / "s", True, "none")]
 
 
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -38,7 +38,8 @@ def test_start_records_config_classes_preprocessing_and_shards(started):
     run, config, shards = started
     assert run.load_config() == config
     assert run.classes() == ["a", "b"]
-    assert run.preprocessing() == {"shard_size": 40, "shard_quality": 90, "image_size": 224, "eval_crop": "center"}
+    assert run.preprocessing() == {"shard_size": 40, "shard_quality": 90, "image_size": 224, "eval_crop": "center",
+                                   "crops": {}}
     assert json.loads((run.root / "shards.json").read_text())["fingerprint"] == shards.fingerprint
     assert json.loads((run.root / "environment.json").read_text())["device"] == "cpu"
     for name in ("config.json", "classes.json"):

@@ -151,3 +151,23 @@ def test_streaming_train_from_url_prefix(tiny_shards, tmp_path, cli):
     plan = plan_sampling(load_manifest(tiny_shards).splits["train"].class_counts, parse_sampling("ros:20,rus:40"))
     # every epoch saw the plan's exact number of samples (train drops the last partial batch of 32)
     assert history[0]["images"] == plan.total_target // 32 * 32
+
+
+def test_eval_aggregates_sequences_beside_frames(two_phase_run, tiny_shards, cli):
+    from camtrap_fast.shards.manifest import load_manifest
+
+    code, out, err = cli("eval", two_phase_run, "--aggregate", "sequence")
+    assert code == 0, err
+    index = load_manifest(tiny_shards).load_index("test")
+    sequences = index.sequences()
+    assert all(sequences) and len(set(sequences)) < len(index)  # the synthetic captures have several frames
+    frames = json.loads((two_phase_run / "eval-test" / "metrics.json").read_text())
+    pooled = json.loads((two_phase_run / "eval-test" / "sequences" / "metrics.json").read_text())
+    assert frames["num_samples"] == len(index) and pooled["num_samples"] == len(set(sequences))
+    assert pooled["level"] == "sequence" and pooled["frames"] == len(index)
+    assert f"{len(set(sequences))} sequences ({len(index)} frames and crops)" in out
+    with open(two_phase_run / "eval-test" / "sequences" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["key"] for r in rows} == {f"seq:{s}" for s in sequences}
+    label_of = dict(zip(sequences, (load_manifest(tiny_shards).classes[i] for i in index.labels)))
+    assert all(r["true"] == label_of[r["key"][4:]] for r in rows)  # one species per synthetic capture

@@ -26,6 +26,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--shards", type=Path, metavar="DIR",
                         help="with RUN: where the run's shards are now, if they moved (they must be the same shards)")
     parser.add_argument("--device", help="with RUN: auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--aggregate", choices=("none", "sequence"),
+                        help="with RUN: sequence adds sequence-level metrics (class probabilities pooled over each "
+                        "capture's frames and crops) beside the frame-level ones")
     parser.add_argument("--skip-corrupt", action="store_true",
                         help="with RUN: skip and count samples that cannot be read or decoded instead of stopping")
     parser.add_argument("--predictions", type=Path, metavar="FILE.csv", help="predictions CSV to evaluate")
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{', '.join(given)} only apply with --predictions; a run directory knows its classes")
         return _evaluate_run(args)
     run_only = [flag for flag, value in (("--split", args.split), ("--shards", args.shards), ("--device", args.device),
-                                         ("--skip-corrupt", args.skip_corrupt or None)) if value is not None]
+                                         ("--aggregate", args.aggregate), ("--skip-corrupt", args.skip_corrupt or None))
+                if value is not None]
     if run_only:
         raise UserError(f"{', '.join(run_only)} only appl{'ies' if len(run_only) == 1 else 'y'} with a run directory")
     if args.out is None:
@@ -60,11 +64,16 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from camtrap_fast.train import evaluate_run
 
     split = args.split or "test"
-    out, metrics = evaluate_run(args.run, split, args.device or "auto", args.shards, args.skip_corrupt)
+    out, metrics, sequences = evaluate_run(args.run, split, args.device or "auto", args.shards, args.skip_corrupt,
+                                           args.aggregate or "none")
     skipped = f", {metrics['skipped_corrupt']} corrupt samples skipped" if metrics["skipped_corrupt"] else ""
     print(f"{metrics['num_samples']} predictions, {metrics['num_classes']} classes, split {split}, "
           f"phase {metrics['phase']}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}"
           f"{skipped} -> {out}")
+    if sequences is not None:
+        print(f"{sequences['num_samples']} sequences ({sequences['frames']} frames and crops), split {split}, "
+              f"phase {sequences['phase']}: accuracy {sequences['accuracy']:.4f}, macro F1 "
+              f"{sequences['macro_f1']:.4f} -> {out / 'sequences'}")
     return 0
 
 

@@ -26,10 +26,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--detections", type=Path, metavar="MD.json",
                         help="a MegaDetector batch-output file: classify each qualifying detection's crop")
-    parser.add_argument("--min-detection-conf", type=float, default=0.2,
-                        help="with --detections: the lowest detector confidence classified (default 0.2)")
-    parser.add_argument("--detection-categories", default="animal",
-                        help="with --detections: detector categories to classify, names or ids (default animal)")
+    parser.add_argument("--min-detection-conf", type=float,
+                        help="with --detections: the lowest detector confidence classified (default: the run's "
+                        "training crops' threshold, else 0.2)")
+    parser.add_argument("--detection-categories",
+                        help="with --detections: detector categories to classify, names or ids (default: the "
+                        "run's, else animal)")
     parser.add_argument("--aggregate", choices=("none", "sequence"), default="none",
                         help="sequence: also pool the class probabilities of each sequence's frames and crops")
     parser.add_argument("--burst-seconds", type=float, default=10.0,
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from camtrap_fast.predict import PredictJob, run_predict
     from camtrap_fast.predict.items import DetectionOptions
 
-    categories = tuple(c.strip() for c in args.detection_categories.split(",") if c.strip())
+    categories = None if args.detection_categories is None else \
+        tuple(c.strip() for c in args.detection_categories.split(",") if c.strip())
     job = PredictJob(run=args.run, inputs=tuple(args.inputs), out=args.out, format=args.format, top_k=args.top_k,
                      batch_size=args.batch_size, device=args.device, detections=args.detections,
                      detection=DetectionOptions(args.min_detection_conf, categories), aggregate=args.aggregate,

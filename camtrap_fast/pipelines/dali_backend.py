@@ -128,7 +128,7 @@ class DaliLoader(Loader):
         labels = torch.from_numpy(np.asarray(labels.as_array()).reshape(-1))
         images = self._to_torch(images)
         for position in np.asarray(positions.as_array()).reshape(-1)[status == CORRUPT].tolist():
-            self._corrupt(self._problem(int(order[position])))
+            self._corrupt(self._problem(int(order[position])), position)
         keep = status == OK
         if not keep.all():
             images, labels = images[torch.from_numpy(keep).to(images.device)], labels[torch.from_numpy(keep)]
@@ -172,7 +172,8 @@ class DaliLoader(Loader):
             )
         for position in culprits:
             i = int(order[position])
-            self._corrupt(sample_message(self.index, self.reader.root, i, f"cannot be decoded (DALI: {detail})"))
+            self._corrupt(sample_message(self.index, self.reader.root, i, f"cannot be decoded (DALI: {detail})"),
+                          position)
         return culprits
 
     # --- pipelines ----------------------------------------------------------------------------------

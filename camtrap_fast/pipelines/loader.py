@@ -48,6 +48,9 @@ class Loader(abc.ABC):
         self.index: SampleIndex = manifest.load_index(split)
         self.reader = ShardReader(self.index, manifest.root)
         self.skipped = 0  # corrupt samples skipped so far (skip_corrupt=True), over all epochs
+        # Positions in the current epoch's order of the samples skipped, so callers can line results up with
+        # the order (an eval report's keys) rather than assume every sample came through.
+        self.skipped_positions: list[int] = []
         missing = [str(manifest.root / s) for s in self.index.shards if not (manifest.root / s).is_file()]
         if missing:
             raise UserError(f"{missing[0]}: shard listed in the {split} index is missing ({len(missing)} missing)")
@@ -95,6 +98,7 @@ class Loader(abc.ABC):
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
         order = self.check_order(order)
+        self.skipped_positions = []
         bounds = self.batches_in(order)
         if not bounds:
             return
@@ -130,15 +134,18 @@ class Loader(abc.ABC):
 
     @abc.abstractmethod
     def _epoch_images(self, order: np.ndarray, epoch: int, bounds: Bounds) -> Iterator[Batch]:
-        """uint8 NHWC images and int64 labels per batch; calls `_corrupt` for each bad sample it leaves out."""
+        """uint8 NHWC images and int64 labels per batch; calls `_corrupt` (with its position in `order`) for each
+        bad sample it leaves out."""
 
     # --- corrupt samples ----------------------------------------------------------------------------
 
-    def _corrupt(self, message: str) -> None:
-        """The one error policy: raise, or (skip_corrupt) count, log and go on."""
+    def _corrupt(self, message: str, position: int | None = None) -> None:
+        """The one error policy: raise, or (skip_corrupt) count, log and go on. `position`: in the epoch's order."""
         if not self.config.skip_corrupt:
             raise UserError(f"{message} (pass skip_corrupt / --skip-corrupt to skip such samples)")
         self.skipped += 1
+        if position is not None:
+            self.skipped_positions.append(int(position))
         log.warning("skipping corrupt sample: %s", message)
 
 

@@ -63,9 +63,10 @@ class PilLoader(Loader):
 
     def _epoch_images(self, order: np.ndarray, epoch: int, bounds: Bounds) -> Iterator[Batch]:
         self._requests.batches = [(epoch, b, order[start:stop]) for b, (start, stop) in enumerate(bounds)]
-        for images, labels, problems in self._batches:
-            for message in problems:
-                self._corrupt(message)
+        # The DataLoader first: it must run to its end (StopIteration) for its persistent workers' next epoch.
+        for (images, labels, problems), (start, _) in zip(self._batches, bounds):
+            for k, message in problems:
+                self._corrupt(message, start + k)
             if len(labels):
                 yield images, labels
 
@@ -84,7 +85,7 @@ class PilLoader(Loader):
 
         self._requests.batches = requests()
         for images, labels, problems in self._batches:
-            for message in problems:
+            for _, message in problems:
                 self._corrupt(message)
             if len(labels):
                 yield images, labels
@@ -106,16 +107,17 @@ class _Requests(Sampler):
 
 
 class _BatchBuilder(Dataset):
-    """One batch, built in a worker: (uint8 NHWC images, int64 labels, messages for corrupt samples left out)."""
+    """One batch, built in a worker: (uint8 NHWC images, int64 labels, (position in the batch, message) for each
+    corrupt sample left out)."""
 
     def __init__(self, reader: ShardReader, config: LoaderConfig):
         self.reader = reader
         self.config = config
 
-    def __getitem__(self, request: Request) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def __getitem__(self, request: Request) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
         epoch, b, samples = request
         index, config, size = self.reader.index, self.config, self.config.image_size
-        problems: list[str] = []
+        problems: list[tuple[int, str]] = []
         jpegs: dict[int, bytes] = {}
         if isinstance(samples, np.ndarray):  # random access: sample indices, read here with one pread each
             labels_in = index.labels[samples].astype(np.int64)
@@ -133,13 +135,13 @@ class _BatchBuilder(Dataset):
         sizes = np.ones((len(encoded), 2), dtype=np.int64)
         for k, data in enumerate(encoded):
             if isinstance(data, UserError):
-                problems.append(str(data))
+                problems.append((k, str(data)))
                 continue
             try:
                 sizes[k] = jpeg_size(data)
                 jpegs[k] = data
             except ValueError as error:
-                problems.append(names[k](str(error)))
+                problems.append((k, names[k](str(error))))
         if config.train:
             draws = draw_crops(config.seed, epoch, b, len(encoded))
             windows = crop_windows(draws, sizes[:, 0], sizes[:, 1], config.crop_scale, config.crop_ratio)
@@ -157,7 +159,7 @@ class _BatchBuilder(Dataset):
                     images[len(kept)] = eval_image(data, config)
                 kept.append(k)
             except DECODE_ERRORS as error:
-                problems.append(names[k](f"cannot be decoded ({error})"))
+                problems.append((k, names[k](f"cannot be decoded ({error})")))
         labels = labels_in[kept]
         return images[: len(kept)], labels, problems
 

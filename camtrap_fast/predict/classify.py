@@ -78,7 +78,9 @@ def _by_photo(items: list[Item]) -> list[tuple[str, list[int]]]:
 
 
 def _crop_options(preprocessing: dict) -> dict:
-    return {"crop_padding": preprocessing["crop_padding"]} if preprocessing.get("crop_padding") is not None else {}
+    """The padding the run's training crops were cut with (the default for a whole-frame run)."""
+    padding = (preprocessing.get("crops") or {}).get("padding")
+    return {"crop_padding": padding} if padding is not None else {}
 
 
 def _crops(path: str, bboxes: list, encode: EncodeConfig) -> list[bytes]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
+from camtrap_fast.ingest.crop_plan import DEFAULT_MIN_CONF
 
 # In a folder, only files with these suffixes are photos to classify (a README.md or a .csv beside the photos
 # is not a failed prediction); a file named on the command line is always tried, whatever its name.
@@ -31,12 +32,21 @@ class Item:
 
 @dataclass(frozen=True)
 class DetectionOptions:
-    min_conf: float = 0.2  # MegaDetector v5's usual threshold, as `shard --detections`
-    categories: tuple[str, ...] = ("animal",)
+    """Which detections are classified; None: what the run's crops were cut with (else 0.2 and animal,
+    MegaDetector v5's usual threshold and `shard --detections`' defaults)."""
+
+    min_conf: float | None = None
+    categories: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not 0 <= self.min_conf <= 1:
+        if self.min_conf is not None and not 0 <= self.min_conf <= 1:
             raise UserError(f"--min-detection-conf {self.min_conf}: must be between 0 and 1")
+
+    def resolved(self, crops: dict) -> "DetectionOptions":
+        trained = crops if crops.get("mode") == "detections" else {}
+        return DetectionOptions(
+            self.min_conf if self.min_conf is not None else float(trained.get("min_conf", DEFAULT_MIN_CONF)),
+            self.categories if self.categories is not None else tuple(trained.get("categories", ("animal",))))
 
 
 def photo_items(paths: list[Path]) -> tuple[list[Item], int]:
@@ -58,28 +68,33 @@ def photo_items(paths: list[Path]) -> tuple[list[Item], int]:
     return items, skipped
 
 
-def detection_items(detections_path: Path, root: Path, options: DetectionOptions) -> list[Item]:
+def detection_items(detections_path: Path, root: Path, options: DetectionOptions,
+                    empty_class: str | None = None) -> list[Item]:
     """An item per qualifying detection of every image the MegaDetector file lists (paths relative to `root`,
-    the folder the detector ran on), and one unclassified item per image with none (with the reason)."""
+    the folder the detector ran on; the same selection rule as `shard --detections`). An image with none
+    is one unclassified item with the reason, except that a run trained with --empty-class classifies an
+    image where the detector saw nothing at that confidence as a whole frame, as its blank class was taught."""
+    from camtrap_fast.ingest.crop_plan import select_detections
     from camtrap_fast.ingest.megadetector import read_detections
 
     if not root.is_dir():
         raise UserError(f"{root}: with --detections, give the one folder the detector ran on (its files are "
                         "named relative to it)")
     detections = read_detections(detections_path)
-    wanted = detections.category_ids(options.categories)
+    wanted = frozenset(detections.categories[i] for i in detections.category_ids(options.categories))
     items = []
     for entry in detections.images.values():
         path = os.path.join(root, entry.file.replace("\\", "/"))
         if entry.failure:
             items.append(Item(path, entry.file, not_classified=f"detector failure: {entry.failure}"))
             continue
-        names = {detections.categories[cid] for cid in wanted}
-        chosen = [box for box in entry.boxes if box.category in names and (box.conf or 0) >= options.min_conf]
-        if not chosen:
+        chosen = select_detections(entry, wanted, options.min_conf)
+        if chosen:
+            items.extend(Item(path, entry.file, box.index, box.bbox, box.conf, box.category) for box in chosen)
+        elif empty_class is not None and not any(box.conf >= options.min_conf for box in entry.boxes):
+            items.append(Item(path, entry.file))  # a whole frame: the blank class was learnt from these
+        else:
             items.append(Item(path, entry.file, not_classified=f"no detection >= {options.min_conf:g}"))
-            continue
-        items.extend(Item(path, entry.file, box.index, box.bbox, box.conf, box.category) for box in chosen)
     if not items:
         raise UserError(f"{detections_path}: lists no images")
     return items

@@ -74,8 +74,10 @@ def run_predict(job: PredictJob) -> PredictSummary:
     model, _, classes = run.load_model(device)
     preprocessing = run.preprocessing()
     other_files = 0
+    crops = preprocessing.get("crops") or {}
     if job.detections is not None:
-        items = detection_items(job.detections, job.inputs[0], job.detection)
+        items = detection_items(job.detections, job.inputs[0], job.detection.resolved(crops),
+                                crops.get("empty_class") if crops.get("mode") == "detections" else None)
     else:
         items, other_files = photo_items(list(job.inputs))
     results = classify(model, items, preprocessing, job.batch_size, device)

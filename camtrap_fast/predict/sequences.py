@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from camtrap_fast.metrics import pool_by_group
 from camtrap_fast.predict.classify import Classified
 from camtrap_fast.predict.items import Item
 
@@ -77,12 +78,10 @@ def source_ids(items: Sequence[Item], source: Path) -> tuple[list[str], int]:
 
 
 def pooled(classified: Sequence[Classified], ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Sequence id -> the mean class probabilities of its classified items (sequences with none are absent)."""
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for result, seq in zip(classified, ids):
-        if result.probs is None:
-            continue
-        sums[seq] = sums.get(seq, 0) + result.probs.astype(np.float64)
-        counts[seq] = counts.get(seq, 0) + 1
-    return {seq: (sums[seq] / counts[seq]).astype(np.float32) for seq in sums}
+    """Sequence id -> the mean class probabilities of its classified items (sequences with none are absent);
+    the same rule as `eval --aggregate sequence` (metrics.pool_by_group)."""
+    rows = [(result.probs, seq) for result, seq in zip(classified, ids) if result.probs is not None]
+    if not rows:
+        return {}
+    groups, means = pool_by_group(np.stack([probs for probs, _ in rows]), [seq for _, seq in rows])
+    return {seq: mean.astype(np.float32) for seq, mean in zip(groups, means)}

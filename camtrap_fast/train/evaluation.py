@@ -9,12 +9,14 @@ import numpy as np
 
 from camtrap_fast.devices import resolve_device
 from camtrap_fast.errors import UserError
-from camtrap_fast.metrics import compute_metrics
+from camtrap_fast.metrics import compute_metrics, group_labels, pool_by_group
 from camtrap_fast.pipelines import make_loader
 from camtrap_fast.report import read_metrics, write_report
 from camtrap_fast.sampling import plan_sampling
 from camtrap_fast.train.loops import predict
 from camtrap_fast.train.rundir import Run
+
+AGGREGATES = ("none", "sequence")
 
 
 def write_phase_report(out_dir: Path, y_true, y_pred, confidence, keys, classes, train_counts, extra: dict,
@@ -36,9 +38,12 @@ def headline(metrics: dict) -> dict:
 
 
 def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Path | None = None,
-                 skip_corrupt: bool = False) -> tuple[Path, dict]:
-    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/.
-    Returns the report folder and its metrics.json."""
+                 skip_corrupt: bool = False, aggregate: str = "none") -> tuple[Path, dict, dict | None]:
+    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/, and
+    with aggregate "sequence" the sequence-level report to RUN/eval-<split>/sequences/. Returns the report
+    folder, its metrics.json, and the sequence-level metrics.json (or None)."""
+    if aggregate not in AGGREGATES:
+        raise UserError(f"--aggregate {aggregate}: choose {' or '.join(AGGREGATES)}")
     run = Run(Path(run_dir))
     phase = run.final_phase()
     model, config, classes = run.load_model(resolve_device(device), phase)
@@ -48,13 +53,32 @@ def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Pat
     options = dataclasses.replace(config.loader, skip_corrupt=skip_corrupt)
     loader = make_loader(manifest, split, options.for_mode("eval", config.phase1.batch_size,
                                                            str(next(model.parameters()).device)))
-    y_true, y_pred, conf = predict(model.__call__, loader, manifest.splits[split].samples, loader.device)
+    scored = predict(model.__call__, loader, manifest.splits[split].samples, loader.device)
     train_counts = np.asarray(list(manifest.splits["train"].class_counts.values()), dtype=np.int64)
     # The final model's last training epochs: phase 2 retrains on the original data, phase 1 on its plan.
     epoch_counts = train_counts if phase == 2 else plan_sampling(manifest.splits["train"].class_counts,
                                                                   config.sampling).target
+    index = manifest.load_index(split)
     out = run.eval_dir(split)
-    metrics = write_phase_report(out, y_true, y_pred, conf, manifest.load_index(split).keys(), classes, train_counts,
-                                 {"phase": phase, "split": split, "model": str(run.model_path(phase)),
-                                  "skipped_corrupt": loader.skipped}, epoch_counts)
-    return out, metrics
+    extra = {"phase": phase, "split": split, "model": str(run.model_path(phase)), "skipped_corrupt": loader.skipped,
+             "eval_crop": config.loader.eval_crop}
+    keys = index.keys(scored.positions)
+    metrics = write_phase_report(out, scored.y_true, scored.y_pred, scored.confidence, keys, classes, train_counts,
+                                 extra, epoch_counts)
+    sequence_metrics = None
+    if aggregate == "sequence":
+        groups = sequence_groups(index, scored.positions)
+        ids, pooled = pool_by_group(scored.probabilities.numpy(), groups)
+        truth = group_labels(scored.y_true, groups, ids, len(classes))
+        sequence_metrics = write_phase_report(
+            out / "sequences", truth, pooled.argmax(axis=1), pooled.max(axis=1), ids, classes, train_counts,
+            {**extra, "level": "sequence", "frames": len(groups),
+             "grouped_by": "sequence id; else source image (its crops); else the sample itself"}, epoch_counts)
+    return out, metrics, sequence_metrics
+
+
+def sequence_groups(index, positions) -> list[str]:
+    """Each sample's capture: its sequence id, else its source image (all crops of one photo), else itself."""
+    sequences, sources, keys = index.sequences(positions), index.sources(positions), index.keys(positions)
+    return [f"seq:{seq}" if seq else f"image:{source}" if source else f"sample:{key}"
+            for seq, source, key in zip(sequences, sources, keys)]

@@ -29,12 +29,18 @@ class StaleFeatureCache(UserError):
     """The cache on disk was made by another checkpoint, other shards or another transform."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureCache:
     features: torch.Tensor  # float16, N x D, in the split's index order
     labels: torch.Tensor  # int64
     tag: str
     seconds: float = 0.0  # extraction time; 0 when loaded from disk
+    # Split positions of the rows: 0..N-1 unless --skip-corrupt left samples out (keys must follow them).
+    positions: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.positions is None:
+            object.__setattr__(self, "positions", torch.arange(len(self.labels), dtype=torch.int64))
 
 
 def feature_tag(checkpoint: Path, shards_fingerprint: str, split: str, transform: str) -> str:
@@ -88,11 +94,13 @@ def extract_to_cache(backbone, loader, num_samples: int, device: torch.device, t
     with autocast_for(device):
         features, labels = extract_features(backbone, loader.epoch(np.arange(num_samples, dtype=np.int64), 0), device,
                                             prepare=lambda inputs: model_layout(inputs, device))
-    return FeatureCache(features, labels, tag, time.perf_counter() - start)
+    positions = np.setdiff1d(np.arange(num_samples, dtype=np.int64), np.asarray(loader.skipped_positions, np.int64))
+    return FeatureCache(features, labels, tag, time.perf_counter() - start, torch.from_numpy(positions))
 
 
 def save_features(path: Path, cache: FeatureCache) -> None:
-    save_torch(path, {"features": cache.features, "labels": cache.labels, "tag": cache.tag})
+    save_torch(path, {"features": cache.features, "labels": cache.labels, "tag": cache.tag,
+                      "positions": cache.positions})
 
 
 def load_features(path: Path, expected_tag: str) -> FeatureCache | None:
@@ -106,7 +114,7 @@ def load_features(path: Path, expected_tag: str) -> FeatureCache | None:
         raise StaleFeatureCache(f"{path}: unreadable feature cache ({type(error).__name__}); delete it") from None
     if tag != expected_tag:
         raise StaleFeatureCache(f"{path}: feature cache was made from another checkpoint or other shards")
-    return FeatureCache(data["features"], data["labels"], tag)
+    return FeatureCache(data["features"], data["labels"], tag, positions=data.get("positions"))
 
 
 def cached_features(path: Path, tag: str, extract) -> FeatureCache:

@@ -58,16 +58,33 @@ def train_one_epoch(model, batches, num_samples: int, epoch: int, optimizer, los
     return EpochStats(float(total_loss) / max(images, 1), images, seconds)
 
 
+@dataclass(frozen=True, eq=False)
+class SplitPredictions:
+    """A model's softmax outputs over a split, in index order; `positions` are the split positions of the rows
+    (0..N-1 unless --skip-corrupt left samples out), so keys and sequences line up with what was predicted."""
+
+    y_true: np.ndarray  # int64 (n,)
+    probabilities: torch.Tensor  # float32 (n, C), on the CPU
+    positions: np.ndarray  # int64 (n,)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.probabilities.max(dim=1).indices.numpy()
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities.max(dim=1).values.numpy()
+
+
 @torch.inference_mode()
-def predict(forward, loader, num_samples: int, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(true labels, argmax predictions, softmax confidence) over a split, in index order."""
-    y_true, y_pred, confidence = [], [], []
+def predict(forward, loader, num_samples: int, device) -> SplitPredictions:
+    """The softmax outputs of `forward` over a split's first `num_samples` samples, in index order."""
+    y_true, probabilities = [], []
     for inputs, labels in loader.epoch(np.arange(num_samples, dtype=np.int64), 0):
         with autocast_for(device):
             logits = forward(model_layout(inputs, device))
-        probs = torch.softmax(logits.float(), dim=1)
-        conf, pred = probs.max(dim=1)
+        probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
         y_true.append(labels.cpu())
-        y_pred.append(pred.cpu())
-        confidence.append(conf.cpu())
-    return (torch.cat(y_true).numpy(), torch.cat(y_pred).numpy(), torch.cat(confidence).numpy())
+    positions = np.setdiff1d(np.arange(num_samples, dtype=np.int64),
+                             np.asarray(loader.skipped_positions, dtype=np.int64))
+    return SplitPredictions(torch.cat(y_true).numpy(), torch.cat(probabilities), positions)

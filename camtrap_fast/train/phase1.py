@@ -68,8 +68,8 @@ def fit_phase1(session: Session, model, train_loader, val_loader, loss_fn) -> Ph
                   "images_per_s": round(stats.images_per_s * world.world_size, 1)}
         if world.is_main:
             if val_size:
-                y_true, y_pred, _ = predict(_unwrap(model).eval().__call__, val_loader, val_size, device)
-                record["val_macro_f1"] = compute_metrics(y_true, y_pred, session.classes).macro_f1
+                val = predict(_unwrap(model).eval().__call__, val_loader, val_size, device)
+                record["val_macro_f1"] = compute_metrics(val.y_true, val.y_pred, session.classes).macro_f1
                 improved = record["val_macro_f1"] > state.best_macro_f1
             else:  # no validation split: keep the last epoch
                 improved = True

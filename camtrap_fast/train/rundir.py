@@ -98,7 +98,8 @@ class Run:
         # What predict must repeat on new photos, even after the shards are gone.
         self.write_json("preprocessing.json", {"shard_size": manifest.image_size, "shard_quality": manifest.quality,
                                                "image_size": config.loader.image_size,
-                                               "eval_crop": config.loader.eval_crop})
+                                               "eval_crop": config.loader.eval_crop,
+                                               "crops": dict(manifest.crops)})
         self.write_json("shards.json", {"path": str(manifest.root.absolute()), "fingerprint": manifest.fingerprint})
 
     # --- reading ------------------------------------------------------------------------------------

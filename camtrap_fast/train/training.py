@@ -90,9 +90,10 @@ def _train(session: Session) -> dict:
         if world.is_main:
             inner = model.module if world.distributed else model
             inner.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
-            y_true, y_pred, conf = predict(inner.eval().__call__, eval_loaders[eval_split], sizes[eval_split], device)
-            keys = manifest.load_index(eval_split).keys()
-            metrics = write_phase_report(phase1_dir, y_true, y_pred, conf, keys, classes, session.train_counts, {
+            scored = predict(inner.eval().__call__, eval_loaders[eval_split], sizes[eval_split], device)
+            keys = manifest.load_index(eval_split).keys(scored.positions)
+            metrics = write_phase_report(phase1_dir, scored.y_true, scored.y_pred, scored.confidence, keys, classes,
+                                         session.train_counts, {
                 "phase": 1, "split": eval_split, "seconds": round(state.seconds, 2), "best_epoch": state.best_epoch,
                 "epochs_run": state.next_epoch, "sampling": config.sampling.text, "history": state.history,
                 "epoch_images_per_class": dict(zip(classes, map(int, phase1_targets))),
@@ -120,7 +121,7 @@ def _phase2(session: Session, model, eval_loaders: dict) -> dict:
     result = fit_phase2(session, model, eval_loaders)
     save_torch(run.model_path(2), _head_into_model(model, result.head_state))
     y_true, y_pred, conf = head_predictions(result.head_state, result.caches[eval_split])
-    keys = manifest.load_index(eval_split).keys()
+    keys = manifest.load_index(eval_split).keys(result.caches[eval_split].positions.tolist())
     metrics = write_phase_report(phase2_dir, y_true, y_pred, conf, keys, classes, train_counts, {
         "phase": 2, "split": eval_split, "feature_extraction_seconds": round(result.extraction_seconds, 2),
         "head_training_seconds": round(result.head_seconds, 3), "best_epoch": result.best_epoch,

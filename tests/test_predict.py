@@ -1,0 +1,227 @@
+"""predict for the camera-trap workflow: detector crops, MegaDetector JSON (checked against the format's own
+description), Camtrap DP observations, CSV with awkward class names, and per-sequence pooling."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.predict import writers
+from camtrap_fast.predict.classify import Classified
+from camtrap_fast.predict.items import Item
+from camtrap_fast.predict.sequences import burst_ids, pooled
+
+AWKWARD = ['Odocoileus virginianus, "white-tailed" deer', "fox; grey", "bear", "crow,", "skunk;;", "chicken", "opossum"]
+
+
+# --- a validator written from the MegaDetector batch-output format's description (format 1.x) -----------------
+
+
+def validate_md_json(data: dict, top_k: int) -> int:
+    """Raise AssertionError unless `data` is valid MegaDetector output with classifications; returns how many
+    detections carry classifications."""
+    assert isinstance(data.get("images"), list) and isinstance(data.get("detection_categories"), dict)
+    assert isinstance(data.get("info"), dict) and str(data["info"].get("format_version", "1")).startswith("1")
+    categories = data["classification_categories"]
+    assert categories and all(isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in categories.items())
+    classified = 0
+    for image in data["images"]:
+        assert isinstance(image["file"], str) and image["file"]
+        for detection in image.get("detections") or []:
+            assert str(detection["category"]) in data["detection_categories"]
+            assert 0 <= detection["conf"] <= 1
+            x, y, w, h = detection["bbox"]
+            assert 0 <= x <= 1 and 0 <= y <= 1 and 0 <= w <= 1 and 0 <= h <= 1 and x + w <= 1 + 1e-6
+            if "classifications" in detection:
+                pairs = detection["classifications"]
+                assert 1 <= len(pairs) <= top_k
+                assert all(isinstance(c, str) and c in categories and 0 <= p <= 1 for c, p in pairs)
+                assert [p for _, p in pairs] == sorted((p for _, p in pairs), reverse=True)
+                classified += 1
+    return classified
+
+
+# --- writers, without a model -----------------------------------------------------------------------------------
+
+
+def results(probabilities) -> list[Classified]:
+    items = [Item("/p/a.jpg", "a.jpg", 0, (0.1, 0.2, 0.3, 0.4), 0.9, "animal"), Item("/p/b.jpg", "b.jpg"),
+             Item("/p/c.jpg", "c.jpg", not_classified="no detection >= 0.2")]
+    probs = [np.asarray(p, dtype=np.float32) for p in probabilities]
+    return [Classified(items[0], probs[0]), Classified(items[1], probs[1]), Classified(items[2], None, "no detection >= 0.2")]
+
+
+def test_csv_keeps_awkward_class_names_parseable(tmp_path):
+    classes = AWKWARD[:3]
+    rows = results([[0.2, 0.7, 0.1], [0.5, 0.2, 0.3]])
+    writers.write_csv(tmp_path / "p.csv", rows, classes, 3, ["s1", "s1", "s2"], pooled(rows, ["s1", "s1", "s2"]))
+    with open(tmp_path / "p.csv", newline="") as f:
+        read = list(csv.DictReader(f))
+    assert [r["class_1"] for r in read[:2]] == ["fox; grey", AWKWARD[0]]  # exactly as named, commas and quotes
+    assert read[0]["class_2"] == AWKWARD[0] and read[0]["probability_1"] == "0.7000"
+    assert read[0]["bbox_x"] == "0.1" and read[0]["detection"] == "0" and read[1]["detection"] == ""
+    assert read[0]["sequence"] == read[1]["sequence"] == "s1" and read[0]["sequence_class"] == "fox; grey"  # 0.45 > 0.35
+    assert read[2]["error"] == "no detection >= 0.2" and read[2]["class_1"] == "" and read[2]["sequence_class"] == ""
+
+
+def test_format_comes_from_out_unless_given(tmp_path):
+    assert writers.choose_format(Path("x.csv"), None) == "csv" and writers.choose_format(Path("-"), None) == "csv"
+    assert writers.choose_format(Path("x.json"), None) == "md-json"
+    assert writers.choose_format(Path("pkg/datapackage.json"), None) == "camtrap-dp"
+    assert writers.choose_format(tmp_path, "camtrap-dp") == "camtrap-dp"
+    with pytest.raises(UserError, match="is a folder"):
+        writers.choose_format(tmp_path, None)
+    with pytest.raises(UserError, match="cannot tell the format"):
+        writers.choose_format(Path("x.xlsx"), None)
+
+
+def test_camtrap_dp_has_the_standards_columns_and_machine_rows(tmp_path, data_dir):
+    classes = ["Vulpes vulpes", "blank", "human"]
+    rows = results([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2]])
+    observations = writers.write_camtrap_dp(tmp_path / "pkg", rows, classes, Path("runs/x"), ["e1", "e1", "e2"],
+                                           pooled(rows, ["e1", "e1", "e2"]))
+    with open(data_dir / "camtrap-dp-example" / "observations.csv", newline="") as f:
+        standard = next(csv.reader(f))
+    with open(observations, newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == standard == list(writers.OBSERVATION_COLUMNS)
+        read = list(reader)
+    media = [r for r in read if r["observationLevel"] == "media"]
+    assert [(r["observationType"], r["scientificName"]) for r in media] == [("animal", "Vulpes vulpes"), ("blank", "")]
+    assert all(r["classificationMethod"] == "machine" and r["classifiedBy"].startswith("camtrap-fast ") for r in read)
+    assert media[0]["bboxX"] == "0.1" and media[0]["bboxHeight"] == "0.4" and media[0]["eventID"] == "e1"
+    events = [r for r in read if r["observationLevel"] == "event"]
+    assert [(r["eventID"], r["scientificName"]) for r in events] == [("e1", "Vulpes vulpes")]  # e2: nothing classified
+    package = json.loads((tmp_path / "pkg" / "datapackage.json").read_text())
+    assert package["profile"].endswith("camtrap-dp-profile.json")
+    assert [r["path"] for r in package["resources"]] == ["observations.csv"]
+
+
+def test_bursts_group_consecutive_frames_by_exif_time(data_dir):
+    folder = data_dir / "serengeti-samples" / "sequence-d04"
+    items = [Item(str(p), p.name) for p in sorted(folder.iterdir()) if p.suffix == ".JPG"]
+    ids = burst_ids(items, burst_seconds=10)
+    assert ids == ["burst:S1_D04_R6_PICT0020.JPG"] * 2 + ["burst:S1_D04_R6_PICT0129.JPG"] * 2 + \
+        ["burst:S1_D04_R6_PICT0221.JPG"] * 3 + ["burst:S1_D04_R6_PICT0275.JPG"]
+    assert len(set(burst_ids(items, burst_seconds=0))) == 6  # same-second frames stay together
+    no_time = [Item(str(data_dir / "ena24-small" / "2480.jpg"), "2480.jpg")]
+    assert burst_ids(no_time, 10) == ["frame:2480.jpg"]
+
+
+# --- end to end: a run trained on MegaDetector crops ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crop_run(tmp_path_factory, data_dir):
+    """21 ENA24 photos (class names with commas, quotes and semicolons) sharded as MegaDetector crops; 1 epoch."""
+    from camtrap_fast.cli import main
+
+    root = tmp_path_factory.mktemp("crops")
+    ena = data_dir / "ena24-small"
+    with open(ena / "labels.csv", newline="") as f:
+        original = list(csv.DictReader(f))
+    names = dict(zip(sorted({r["label"] for r in original}), AWKWARD))
+    with open(root / "labels.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filepath", "label"])
+        writer.writerows([r["filepath"], names[r["label"]]] for r in original)  # relative, as MD names them
+    shards = root / "shards"
+    assert main(["shard", str(root / "labels.csv"), str(shards), "--image-root", str(ena), "--detections",
+                 str(ena / "md_annotations.json"), "--size", "40", "--split", "0.34,0.33,0.33", "--quiet"]) == 0
+    run = root / "run"
+    assert main(["train", str(shards), "--out", str(run), "--epochs", "1", "--image-size", "32", "--batch-size", "8",
+                 "--workers", "0", "--backend", "pil", "--device", "cpu", "--quiet"]) == 0
+    return run
+
+
+@pytest.mark.slow
+def test_predict_md_json_on_real_detections_is_valid_and_keeps_the_input(crop_run, tmp_path, data_dir, cli):
+    ena = data_dir / "ena24-small"
+    out = tmp_path / "classified.json"
+    code, printed, err = cli("predict", crop_run, ena, "--detections", ena / "md_annotations.json", "--out", out,
+                             "--top-k", "3")
+    assert code == 0, err
+    assert "classified 21 of 21 detections and images" in printed and "(md-json)" in printed
+    data, original = json.loads(out.read_text()), json.loads((ena / "md_annotations.json").read_text())
+    assert validate_md_json(data, top_k=3) == 21
+    assert set(data["classification_categories"].values()) == set(AWKWARD)
+    assert data["info"]["classifier"].startswith("camtrap-fast") and data["info"]["format_version"] == "1.4"
+    for ours, theirs in zip(data["images"], original["images"]):  # everything but the classifications is kept
+        assert ours["file"] == theirs["file"]
+        for a, b in zip(ours["detections"], theirs["detections"]):
+            assert {k: v for k, v in a.items() if k != "classifications"} == \
+                   {k: v for k, v in b.items() if k != "classifications"}
+    assert {k: v for k, v in data["info"].items() if not k.startswith("classifi")} == \
+           {k: v for k, v in original["info"].items() if not k.startswith("classifi")}
+
+
+@pytest.mark.slow
+def test_predict_detections_csv_and_camtrap_dp(crop_run, tmp_path, data_dir, cli):
+    ena = data_dir / "ena24-small"
+    edited = json.loads((ena / "md_annotations.json").read_text())
+    edited["images"][0]["detections"][0]["conf"] = 0.05  # below the run's 0.2: not classified, listed
+    edited["images"][1]["failure"] = "Failure image access"
+    (tmp_path / "md.json").write_text(json.dumps(edited))
+    code, printed, err = cli("predict", crop_run, ena, "--detections", tmp_path / "md.json", "--out",
+                             tmp_path / "p.csv")
+    assert code == 0 and "classified 19 of 21" in printed and "2 images without a qualifying detection" in printed
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = {r["file"]: r for r in csv.DictReader(f)}
+    assert rows[edited["images"][0]["file"]]["error"] == "no detection >= 0.2"
+    assert rows[edited["images"][1]["file"]]["error"] == "detector failure: Failure image access"
+    assert all(r["class_1"] in AWKWARD for r in rows.values() if not r["error"])
+    code, _, err = cli("predict", crop_run, ena, "--detections", tmp_path / "md.json", "--out",
+                       tmp_path / "pkg" / "datapackage.json")
+    assert code == 0, err
+    with open(tmp_path / "pkg" / "observations.csv", newline="") as f:
+        observations = list(csv.DictReader(f))
+    assert len(observations) == 19 and all(r["bboxWidth"] for r in observations)
+
+
+@pytest.mark.slow
+def test_predict_uses_the_runs_crop_rule(crop_run, tmp_path, data_dir, monkeypatch):
+    from camtrap_fast.predict import classify as classify_module
+    from camtrap_fast.shards.encode import EncodeConfig
+
+    seen = []
+    real = classify_module._crops
+    monkeypatch.setattr(classify_module, "_crops", lambda path, bboxes, encode: seen.append(encode) or
+                        real(path, bboxes, encode))
+    preprocessing = json.loads((crop_run / "preprocessing.json").read_text())
+    assert preprocessing["crops"]["mode"] == "detections" and preprocessing["crops"]["padding"] == 0.1
+    from camtrap_fast.cli import main
+
+    assert main(["predict", str(crop_run), str(data_dir / "ena24-small"), "--detections",
+                 str(data_dir / "ena24-small" / "md_annotations.json"), "--out", str(tmp_path / "p.csv")]) == 0
+    assert seen and all(e == EncodeConfig(size=40, quality=90, crop_padding=0.1) for e in seen)
+
+
+@pytest.mark.slow
+def test_predict_aggregates_bursts(crop_run, tmp_path, data_dir, cli):
+    folder = tmp_path / "photos"
+    shutil.copytree(data_dir / "serengeti-samples" / "sequence-d04", folder)
+    code, printed, err = cli("predict", crop_run, folder, "--out", tmp_path / "p.csv", "--aggregate", "sequence")
+    assert code == 0 and "4 sequences pooled" in printed, err
+    with open(tmp_path / "p.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    by_sequence: dict[str, list] = {}
+    for row in rows:
+        by_sequence.setdefault(row["sequence"], []).append(row)
+    assert sorted(len(v) for v in by_sequence.values()) == [1, 2, 2, 3]
+    for members in by_sequence.values():
+        assert len({r["sequence_class"] for r in members}) == 1 and members[0]["sequence_class"] in AWKWARD
+
+
+def test_md_json_without_detections_is_refused_before_any_work(tmp_path):
+    from camtrap_fast.predict import PredictJob
+
+    with pytest.raises(UserError, match="MegaDetector JSON holds classifications of detector boxes"):
+        PredictJob(run=tmp_path, inputs=(tmp_path,), out=tmp_path / "x.json")
+    with pytest.raises(UserError, match="give one folder"):
+        PredictJob(run=tmp_path, inputs=(tmp_path, tmp_path), out=tmp_path / "x.csv", detections=tmp_path / "m.json")
