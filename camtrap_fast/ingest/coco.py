@@ -7,11 +7,17 @@ from collections import Counter
 import os
 from pathlib import Path
 
-from camtrap_fast.errors import UserError
-from camtrap_fast.ingest.records import Record
+from camtrap_fast.errors import UserError, os_fault
+from camtrap_fast.ingest import records as reasons
+from camtrap_fast.ingest.records import Record, Rejection
 
 
 def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
+    return load_coco_checked(json_path, image_root)[0]
+
+
+def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Record], list[Rejection]]:
+    """Records, and a rejection for every annotation whose image_id is not in `images` (its label would be lost)."""
     data = read_coco_json(json_path)
     root = image_root or json_path.parent
     categories = {}
@@ -57,12 +63,25 @@ def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
                 datetime=_text(image.get("datetime")),
             )
         )
-    return records
+    return records, _unknown_image_ids(json_path, data, per_image)
+
+
+def _unknown_image_ids(json_path: Path, data: dict, per_image: dict) -> list[Rejection]:
+    listed = {image["id"] for image in data["images"]}
+    rejections = []
+    for annotation in data["annotations"]:
+        if annotation["image_id"] not in listed:
+            where = f"{json_path}#annotation={annotation.get('id', '?')}"
+            rejections.append(Rejection(where, reasons.UNKNOWN_IMAGE_ID, f"image_id {annotation['image_id']!r} "
+                                        f"(a {per_image[annotation['image_id']][0]!r} label) is not in 'images'"))
+    return rejections
 
 
 def read_coco_json(json_path: Path) -> dict:
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise os_fault(error, json_path, "read") from None
     except UnicodeDecodeError:
         raise UserError(f"{json_path}: not a UTF-8 JSON file") from None
     except json.JSONDecodeError as error:

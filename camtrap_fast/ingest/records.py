@@ -14,6 +14,8 @@ DUPLICATE = "duplicate entry"
 DROPPED_CLASS = "dropped class"
 MULTI_SPECIES = "multi-species"
 KEPT_FRACTION = "kept-fraction"
+NO_TRAINING_IMAGE = "no training image"  # its class has no image in train, so it has no output to be evaluated on
+UNKNOWN_IMAGE_ID = "unknown image id"  # a COCO annotation naming an image the file does not list (not an image)
 
 
 @dataclass(frozen=True)
