@@ -8,11 +8,23 @@ side's rows are appended below.
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.ingest.records import Record
 from camtrap_fast.ingest.splits import SplitConfig, assign_splits
+from camtrap_fast.shards.manifest import load_manifest
+from camtrap_fast.shards.reader import DamagedSample, ShardReader
+from pipeline_fixtures import copy_shards, flip_bit, make_photo_shards
 
 SMALL = ("--size", "32", "--quiet")
 
@@ -23,6 +35,160 @@ def one_error_line(err: str, command: str) -> str:
     assert len(lines) == 1 and lines[0].startswith(f"camtrap-fast {command}: error: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, data_dir):
+    """12 real photos (shrunk) in 3 class folders, sharded at 32 px, 4 samples a shard, all in train."""
+    return make_photo_shards(tmp_path_factory.mktemp("faults"), data_dir, images=12, classes=3, size=32, shard_size=4)
+
+
+@pytest.fixture(scope="module")
+def ena24(tmp_path_factory, data_dir):
+    """ENA24's 21 photos in train/val/test at 32 px: a shard directory with every split."""
+    from camtrap_fast.cli import main
+
+    out = tmp_path_factory.mktemp("ena24") / "shards"
+    assert main(["shard", str(data_dir / "ena24-small" / "labels.csv"), str(out), "--split", "0.34,0.33,0.33",
+                 "--shard-size", "3", *SMALL]) == 0
+    return load_manifest(out)
+
+
+# --- manifest edited (class counts, class list): a checksum per field; a mismatch is exit 1 ----------------
+
+
+def _edit(path: Path, change) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=1))
+
+
+EDITS = {
+    "splits.train.class_counts": lambda d: d["splits"]["train"]["class_counts"].update({"Chicken": 50}),
+    "classes": lambda d: d.update(classes=d["classes"][:-1]),
+    "splits.train.samples": lambda d: d["splits"]["train"].update(samples=99),
+    "image_size": lambda d: d.update(image_size=256),
+}
+
+
+@pytest.mark.parametrize("field", EDITS)
+def test_edited_manifest_is_exit_1_naming_file_and_field(ena24, tmp_path, cli, data_dir, field):
+    edited = copy_shards(ena24, tmp_path / "edited").root
+    _edit(edited / "manifest.json", EDITS[field])
+    with pytest.raises(Fault, match=f"manifest.json: field '{field}' does not match its checksum"):
+        load_manifest(edited)
+    commands = [
+        ("plan", edited, "--sampling", "paper-ros"),  # today: silently plans from the edited counts
+        ("plan", edited, "--sampling", "none", "--list"),
+        ("shard", data_dir / "ena24-small" / "labels.csv", edited, "--split", "0.34,0.33,0.33", "--shard-size", "3",
+         *SMALL),  # the same run again: an edited output is not "already complete"
+    ]
+    for command, *args in commands:
+        code, out, err = cli(command, *args)
+        line = one_error_line(err, command)
+        assert code == 1 and str(edited / "manifest.json") in line and f"'{field}'" in line, (command, err)
+        assert out == ""
+
+
+def test_stale_index_is_exit_1_naming_index_and_manifest(ena24, tmp_path, cli):
+    stale = copy_shards(ena24, tmp_path / "stale").root
+    shutil.copy(stale / "val" / "index.npz", stale / "train" / "index.npz")  # another split's index
+    manifest = load_manifest(stale)
+    with pytest.raises(Fault, match=r"train/index.npz: .*manifest.json"):
+        manifest.load_index("train")
+    code, _, err = cli("plan", stale, "--sampling", "none", "--list")
+    assert code == 1 and "train/index.npz" in one_error_line(err, "plan")
+
+
+def test_index_labels_out_of_range_are_caught_on_load(ena24, tmp_path):
+    """Today: `IndexError: Target 7 is out of bounds` inside training."""
+    broken = copy_shards(ena24, tmp_path / "labels")
+    index = broken.load_index("train")
+    index.labels[0] = broken.num_classes  # a class the model has no output for
+    index.save(broken.index_path("train"))
+    with pytest.raises(Fault, match=f"holds class index {broken.num_classes}, but manifest.json has"):
+        broken.load_index("train")
+
+
+def test_manifest_from_before_checksums_still_loads_with_a_warning(ena24, tmp_path, caplog):
+    old = copy_shards(ena24, tmp_path / "old").root
+
+    def downgrade(data):
+        data.update(format="camtrap-fast-shards/1")
+        del data["checksums"], data["dropped_classes"]
+
+    _edit(old / "manifest.json", downgrade)
+    with caplog.at_level(logging.WARNING):
+        manifest = load_manifest(old)
+    assert manifest.classes == ena24.classes and "older camtrap-fast" in caplog.text
+    _edit(old / "manifest.json", lambda d: d["splits"]["train"]["class_counts"].update({"Chicken": 5}))
+    with pytest.raises(Fault, match="'splits.train.samples' is 7, its class counts add up to 11"):
+        load_manifest(old)  # no checksum to compare, but the counts no longer add up
+
+
+# --- a damaged shard: CRC-32 per sample, checked on every read; `camtrap-fast verify` ------------------------
+
+
+def test_flipped_bit_in_jpeg_data_is_caught_on_read(photos, tmp_path):
+    broken = copy_shards(photos, tmp_path / "flip")
+    shard, key = flip_bit(broken, 5)
+    index = broken.load_index("train")
+    data = open(shard, "rb").read()[int(index.offsets[5]):int(index.offsets[5]) + int(index.sizes[5])]
+    Image.open(io.BytesIO(data)).load()  # what made this silent: the damaged JPEG decodes without complaint
+    with ShardReader(index, broken.root) as reader:
+        with pytest.raises(DamagedSample, match=f"{shard}: sample '{key}' is damaged \\(CRC32 mismatch\\)"):
+            reader.read(5)
+        assert reader.read(4)  # the others read fine
+
+
+def _loader(manifest, backend: str, **overrides):
+    from camtrap_fast.pipelines import LoaderConfig, make_loader
+
+    config = LoaderConfig(mode="eval", backend=backend, device="cpu", batch_size=4, image_size=32,
+                          workers=overrides.pop("workers", 0 if backend == "pil" else 1), **overrides)
+    return make_loader(manifest, "train", config)
+
+
+@pytest.mark.parametrize("backend, workers", [("pil", 0), ("pil", 2), ("dali", 1)])
+def test_loaders_treat_a_crc_mismatch_as_a_corrupt_sample(photos, tmp_path, backend, workers, caplog):
+    if backend == "dali":
+        pytest.importorskip("nvidia.dali")
+    broken = copy_shards(photos, tmp_path / "flip")
+    shard, key = flip_bit(broken, 6)
+    with _loader(broken, backend, workers=workers) as loader:
+        with pytest.raises(UserError, match=f"{shard}: sample '{key}' is damaged \\(CRC32 mismatch\\)"):
+            list(loader.epoch(np.arange(12)))
+    with _loader(broken, backend, workers=workers, skip_corrupt=True) as loader, caplog.at_level(logging.WARNING):
+        labels = torch.cat([y for _, y in loader.epoch(np.arange(12))])
+    assert loader.skipped == 1 and len(labels) == 11 and key in caplog.text
+
+
+def test_streamed_samples_are_checked_too(photos, tmp_path):
+    from camtrap_fast.pipelines.streaming import stream_epoch
+    from camtrap_fast.sampling import parse_sampling, plan_sampling
+
+    broken = copy_shards(photos, tmp_path / "flip")
+    shard, key = flip_bit(broken, 2)
+    index = broken.load_index("train")
+    plan = plan_sampling(dict(zip(broken.classes, index.class_counts(broken.num_classes).tolist())),
+                         parse_sampling("none"))
+    urls = [f"pipe:cat {p}" for p in broken.shard_paths("train")]
+    with pytest.raises(DamagedSample, match=f"sample '{key}' is damaged"):
+        list(stream_epoch(urls, index, plan, seed=0, epoch=0))
+    damaged = []
+    samples = list(stream_epoch(urls, index, plan, seed=0, epoch=0, on_damaged=damaged.append))
+    assert len(samples) == 11 and key not in {k for k, _, _ in samples} and len(damaged) == 1
+
+
+def test_index_from_before_crc32_still_reads_unchecked(photos, tmp_path, cli):
+    old = copy_shards(photos, tmp_path / "old")
+    index = old.load_index("train")
+    with np.load(old.index_path("train")) as data:
+        arrays = {name: data[name] for name in data.files if name != "crc32"}
+    np.savez(old.index_path("train"), **arrays)
+    assert old.load_index("train").crc32 is None
+    with ShardReader(old.load_index("train"), old.root) as reader:
+        assert reader.read(3) == ShardReader(index, photos.root).read(3)
 
 
 # --- a CSV row with an extra unquoted field: exit 2 naming file and line ------------------------------------
@@ -97,3 +263,37 @@ def test_a_sequence_fixed_to_two_splits_is_exit_2_naming_it(tmp_path, cli, data_
     message = one_error_line(err, "shard")
     assert code == 2 and "sequence 'S7' straddles splits" in message and "2595.jpg in test" in message
     assert not (tmp_path / "out").exists()
+
+
+# --- eval --train-counts manifest.json ---------------------------------------------------------------------
+
+
+def test_eval_train_counts_accepts_a_manifest_or_says_what_is_expected(ena24, tmp_path, cli, data_dir):
+    predictions = tmp_path / "predictions.csv"
+    predictions.write_text("true,predicted\nChicken,Chicken\nGrey Fox,Chicken\n")
+    for counts in (ena24.root / "manifest.json", ena24.root):
+        code, out, err = cli("eval", "--predictions", predictions, "--out", tmp_path / "metrics", "--train-counts",
+                             counts)
+        assert code == 0, err
+        per_class = (tmp_path / "metrics" / "per_class.csv").read_text()
+        assert "Chicken" in per_class
+    code, _, err = cli("eval", "--predictions", predictions, "--out", tmp_path / "m2", "--train-counts",
+                       data_dir / "ena24-small" / "coco_annotations.json")
+    message = one_error_line(err, "eval")
+    assert code == 2 and "shard directory's manifest.json" in message and len(message) < 400
+
+
+# --- bad flag values: one rule per flag, checked before any work --------------------------------------------
+
+
+@pytest.mark.parametrize("command, args, named", [
+    ("plan", ("--sampling", "none", "--list", "--world-size", "0"), "--world-size 0"),
+    ("plan", ("--sampling", "none", "--list", "--rank", "2", "--world-size", "2"), "--rank 2"),
+    ("plan", ("--sampling", "none", "--list", "--epoch", "-1"), "must be >= 0"),
+    ("plan", ("--sampling", "balanced:0"), "balanced"),
+    ("plan", ("--sampling", "none", "--epoch", "1"), "--epoch only apply with --list"),
+])
+def test_bad_plan_and_verify_arguments_are_exit_2(ena24, tmp_path, cli, command, args, named):
+    source = ena24.root if command == "plan" else tmp_path / "missing"
+    code, out, err = cli(command, source, *args)
+    assert code == 2 and named in one_error_line(err, command) and out == ""

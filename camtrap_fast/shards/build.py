@@ -9,6 +9,9 @@ A thin orchestrator over ingest, encode and the tar writer. Two invariants shape
   logged in `.shard-progress.jsonl` with what it consumed. `manifest.json` is written
   last. A rerun with the same fingerprint resumes after the last logged shard; a run
   with another fingerprint never mixes into it.
+
+Every sample's CRC-32 goes into the index, so readers and `camtrap-fast verify` can tell
+a damaged sample from a good one.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import multiprocessing
 import os
 import shutil
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +115,7 @@ def build_shards(job: ShardJob) -> ShardSummary:
             rejections += [Rejection(*r) for p in done for r in p["rejections"]]
             consumed = done[-1]["consumed"] if done else 0
             bar.update(consumed)
-            entries = [(p["shard"], label, offset, size, key) for p in done for key, label, offset, size in p["samples"]]
+            entries = _logged_entries(job.out, done)
             shards = [p["shard"] for p in done]
             writer = _SplitWriter(job, split, len(shards))
             for record, result in zip(members[consumed:], pool.encode(r.path for r in members[consumed:])):
@@ -183,7 +187,7 @@ class _SplitWriter:
             key, {"cls": str(label).encode(), "jpg": jpeg, "json": json.dumps(meta, sort_keys=True).encode()}
         )
         jpg = next(m for m in members if m.extension == "jpg")
-        self.samples.append((key, label, jpg.offset, jpg.size))
+        self.samples.append((key, label, jpg.offset, jpg.size, zlib.crc32(jpeg)))
 
     def finish(self, consumed: int, entries: list) -> str:
         self.tar.close()
@@ -205,7 +209,7 @@ class _SplitWriter:
                 os.fsync(f.fileno())
         except OSError as error:
             raise os_fault(error, out / PROGRESS_FILE) from None
-        entries.extend([(shard, label, offset, size, key) for key, label, offset, size in self.samples])
+        entries.extend([(shard, label, offset, size, key, crc) for key, label, offset, size, crc in self.samples])
         return shard
 
     def discard(self) -> None:
@@ -345,6 +349,20 @@ def _read_progress(out: Path) -> list[dict]:
     return done
 
 
+def _logged_entries(out: Path, done: list[dict]) -> list[tuple]:
+    """(shard, label, offset, size, key, crc32) of every logged sample. Logs from before the CRC-32 existed
+    list 4 values a sample; their CRC-32 is read back from the shard, which is in place since it was logged."""
+    entries = []
+    for p in done:
+        for key, label, offset, size, *crc in p["samples"]:
+            if not crc:
+                with open(out / p["shard"], "rb") as tar:
+                    tar.seek(offset)
+                    crc = [zlib.crc32(tar.read(size))]
+            entries.append((p["shard"], label, offset, size, key, crc[0]))
+    return entries
+
+
 def _clean_temporaries(out: Path) -> None:
     for split in SPLITS:
         if (out / split).exists():
@@ -372,6 +390,7 @@ def _write_index(out: Path, split: str, shards: list[str], entries: list) -> Non
         offsets=[e[2] for e in entries],
         sizes=[e[3] for e in entries],
         shards=shards,
+        crc32=[e[5] for e in entries],
     )
     index.save(out / split / INDEX_FILE)
 

@@ -4,18 +4,22 @@ One `index.npz` per split holds parallel integer arrays plus all keys packed
 into one UTF-8 blob, so millions of samples load in milliseconds and the
 sampler and random-access readers never parse a tar to find a sample.
 `offsets`/`sizes` locate the JPEG payload itself (not the tar header), so a
-reader fetches a sample with one `os.pread`.
+reader fetches a sample with one `os.pread`. `crc32` is the CRC-32 (zlib's) of
+each JPEG payload, so every read can tell a damaged sample from a good one: a
+flipped bit in JPEG entropy data still decodes, to a wrong image. Indexes written
+before it existed load with `crc32=None`, and their samples are read unchecked.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from camtrap_fast.atomic import open_atomic
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault
 
 INDEX_FILE = "index.npz"
 
@@ -31,10 +35,11 @@ class SampleIndex:
     key_blob: bytes  # all keys, UTF-8, concatenated
     key_ends: np.ndarray  # int64, end offset of key i in `key_blob`
     shards: tuple[str, ...]
+    crc32: np.ndarray | None = None  # uint32, CRC-32 of each JPEG payload; None in indexes from before it existed
 
     def __post_init__(self) -> None:
         n = len(self.labels)
-        for name in ("shard_ids", "offsets", "sizes", "key_ends"):
+        for name in ("shard_ids", "offsets", "sizes", "key_ends", *(("crc32",) if self.crc32 is not None else ())):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"SampleIndex.{name} has {len(getattr(self, name))} entries, labels has {n}")
 
@@ -60,6 +65,7 @@ class SampleIndex:
         offsets: list[int],
         sizes: list[int],
         shards: list[str],
+        crc32: list[int] | None = None,
     ) -> "SampleIndex":
         encoded = [k.encode("utf-8") for k in keys]
         return SampleIndex(
@@ -70,6 +76,7 @@ class SampleIndex:
             key_blob=b"".join(encoded),
             key_ends=np.cumsum([len(k) for k in encoded], dtype=np.int64),
             shards=tuple(shards),
+            crc32=None if crc32 is None else np.asarray(crc32, dtype=np.uint32),
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -83,6 +90,7 @@ class SampleIndex:
                 key_blob=np.frombuffer(self.key_blob, dtype=np.uint8),
                 key_ends=self.key_ends,
                 shards=np.asarray(self.shards, dtype=str),
+                **({} if self.crc32 is None else {"crc32": self.crc32}),
             )
 
     @staticmethod
@@ -97,8 +105,11 @@ class SampleIndex:
                     key_blob=data["key_blob"].tobytes(),
                     key_ends=data["key_ends"],
                     shards=tuple(str(s) for s in data["shards"]),
+                    crc32=data["crc32"] if "crc32" in data.files else None,
                 )
+        # A listed index that is missing or unreadable is damage to a finished shard directory, not a user mistake.
         except FileNotFoundError:
-            raise UserError(f"{path}: sample index not found (was the shard run completed?)") from None
-        except (OSError, KeyError, ValueError) as error:
-            raise UserError(f"{path}: not a camtrap-fast sample index ({error})") from None
+            raise Fault(f"{path}: sample index not found; the shard directory is incomplete "
+                        "(run `camtrap-fast verify` on it, or shard again with --overwrite)") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise Fault(f"{path}: damaged sample index ({error}); shard again with --overwrite") from None
