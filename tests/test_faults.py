@@ -8,10 +8,16 @@ side's rows are appended below.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import logging
+import os
+import resource
 import shutil
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +32,7 @@ from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.shards.reader import DamagedSample, ShardReader
 from pipeline_fixtures import copy_shards, flip_bit, make_photo_shards
 
+REPO = Path(__file__).resolve().parents[1]
 SMALL = ("--size", "32", "--quiet")
 
 
@@ -52,6 +59,10 @@ def ena24(tmp_path_factory, data_dir):
     assert main(["shard", str(data_dir / "ena24-small" / "labels.csv"), str(out), "--split", "0.34,0.33,0.33",
                  "--shard-size", "3", *SMALL]) == 0
     return load_manifest(out)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # --- manifest edited (class counts, class list): a checksum per field; a mismatch is exit 1 ----------------
@@ -209,6 +220,27 @@ def test_csv_row_that_does_not_fit_the_header_is_exit_2_naming_file_and_line(tmp
     assert not (tmp_path / "out").exists()
 
 
+# --- COCO annotations of image ids that do not exist: counted and reported ----------------------------------
+
+
+def test_coco_annotations_of_unknown_images_are_reported(tmp_path, cli, data_dir):
+    coco = json.loads((data_dir / "ena24-small" / "coco_annotations.json").read_text())
+    gone = [image["id"] for image in coco["images"][:2]]
+    coco["images"] = coco["images"][2:]  # the annotations of these two images stay
+    source = tmp_path / "cct.json"
+    source.write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    code, _, err = cli("shard", source, out, "--image-root", data_dir / "ena24-small", *SMALL)
+    assert code == 0
+    assert "warning: 2 annotations name an image id the source's 'images' list lacks" in err
+    with open(out / "rejected.csv", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["reason"] == "unknown image id"]
+    assert sorted(row["detail"].split()[1] for row in rows) == sorted(repr(i) for i in gone)
+    assert all(row["path"].startswith(f"{source}#annotation=") for row in rows)
+    manifest = load_manifest(out)
+    assert manifest.rejected == 2 and sum(info.samples for info in manifest.splits.values()) == 19
+
+
 # --- --drop-classes / --keep-fraction naming a class that does not exist: exit 2 with the closest names ------
 
 
@@ -223,6 +255,67 @@ def test_filter_naming_an_unknown_class_is_exit_2_with_the_closest_names(tmp_pat
     message = one_error_line(err, "shard")
     assert code == 2 and f"{flag} {named}: the source has no class of that name" in message and closest in message
     assert not (tmp_path / "out").exists()
+
+
+# --- classes emptied by rejections: no dead output; "too small" said after decoding -------------------------
+
+
+def _folder(root: Path, edge: Path, layout: dict[str, list[str]]) -> Path:
+    for label, names in layout.items():
+        (root / label).mkdir(parents=True)
+        for n, name in enumerate(names):
+            (root / label / f"{n}_{name}").symlink_to(edge / name)
+    return root
+
+
+def test_class_whose_images_are_all_unreadable_or_missing_gets_no_output(tmp_path, cli, data_dir):
+    edge = data_dir / "edge-cases"
+    source = _folder(tmp_path / "photos", edge, {
+        "elephant": ["african_elephants.jpg", "african_elephants_bw.jpg", "african_elephants_cmyk.jpg",
+                     "african_elephants_with_exif_orientation.jpg"],
+        "blank": ["blank.jpg", "blank2.jpg", "blank3.jpg"],
+        "okapi": ["african_elephants_truncated_file.jpg", "african_elephants_truncated_file.jpg"],  # unreadable
+        "zebra": ["domestic_dog.jpg", "ocelot.jpg", "african_elephants_truncated_file.jpg"],  # 2 of 3 readable
+    })
+    (source / "ghost").mkdir()
+    (source / "ghost" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")  # missing
+    code, _, err = cli("shard", source, tmp_path / "out", "--split", "0.34,0.33,0.33", *SMALL)
+    assert code == 0
+    manifest = load_manifest(tmp_path / "out")
+    assert manifest.classes == ("blank", "elephant", "zebra")  # today: okapi and ghost are dead outputs
+    assert manifest.dropped_classes == {
+        "ghost": "no image of it reached a train shard (1 listed: 1 missing file)",
+        "okapi": "no image of it reached a train shard (2 listed: 2 truncated)",
+    }
+    assert "warning: class 'okapi' has no output" in err and "warning: class 'ghost' has no output" in err
+    # decided from what was decoded: zebra's 2 readable images go to train and test, none to val
+    assert manifest.small_classes == {"zebra": ["val"]}
+    assert "warning: class 'zebra' is too small to appear in val" in err
+    assert manifest.splits["train"].class_counts["zebra"] == 1
+
+
+def test_class_emptied_while_the_train_split_is_written_is_refused(tmp_path, cli, data_dir):
+    edge = data_dir / "edge-cases"
+    source = _folder(tmp_path / "photos", edge, {
+        "okapi": ["african_elephants_truncated_file.jpg"] * 6,  # too many to decode-check up front
+        "dog": ["domestic_dog.jpg", "blank.jpg", "ocelot.jpg"],
+    })
+    code, _, err = cli("shard", source, tmp_path / "out", *SMALL)
+    message = one_error_line(err, "shard")
+    assert code == 2 and "class 'okapi' has no training image left" in message and "truncated" in message
+    assert "--drop-classes 'okapi'" in message
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_class_the_source_puts_only_in_val_or_test_gets_no_output(tmp_path, cli, data_dir):
+    source = tmp_path / "labels.csv"
+    source.write_text("filepath,label,split\n2480.jpg,opossum,\n2595.jpg,opossum,\n2573.jpg,fox,test\n"
+                      "596.jpg,fox,val\n")
+    code, _, err = cli("shard", source, tmp_path / "out", "--image-root", data_dir / "ena24-small", *SMALL)
+    assert code == 0 and "warning: class 'fox' has no output" in err
+    assert load_manifest(tmp_path / "out").classes == ("opossum",)
+    with open(tmp_path / "out" / "rejected.csv", newline="") as f:
+        assert Counter(row["reason"] for row in csv.DictReader(f)) == {"no training image": 2}
 
 
 # --- a class with one capture sequence goes to train; two: train + test -------------------------------------
@@ -265,6 +358,124 @@ def test_a_sequence_fixed_to_two_splits_is_exit_2_naming_it(tmp_path, cli, data_
     assert not (tmp_path / "out").exists()
 
 
+# --- shard --overwrite with user files in OUT/train/: only ever delete files this tool wrote ----------------
+
+
+@pytest.mark.parametrize("where", ["train/notes.txt", "val/keep/me.jpg", "test/.mine.tmp"])
+def test_overwrite_refuses_and_deletes_nothing_when_out_holds_user_files(ena24, tmp_path, cli, data_dir, where):
+    out = copy_shards(ena24, tmp_path / "out").root
+    user_file = out / where
+    user_file.parent.mkdir(parents=True, exist_ok=True)
+    user_file.write_text("the user's")
+    before = _files(out)
+    code, _, err = cli("shard", data_dir / "ena24-small" / "labels.csv", out, "--overwrite", "--size", "48", "--quiet")
+    message = one_error_line(err, "shard")
+    assert code == 2 and str(user_file if where != "val/keep/me.jpg" else out / "val" / "keep") in message
+    assert _files(out) == before  # nothing deleted: not the user's file, not the previous output
+
+
+# --- disk full, read-only or immutable output folder, permission denied: exit 1, path and errno, no temporary
+
+
+def _temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_disk_full_is_exit_1_naming_the_file_and_leaves_no_temporary(tmp_path, data_dir):
+    """A file-size limit makes the kernel refuse the write (EFBIG) as a full disk does (ENOSPC)."""
+    out = tmp_path / "out"
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16_000, 16_000))
+
+    run = subprocess.run([sys.executable, "-m", "camtrap_fast", "shard", str(data_dir / "ena24-small" / "labels.csv"),
+                          str(out), "--size", "64", "--quiet"], preexec_fn=limit, capture_output=True, text=True,
+                         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 1
+    message = one_error_line(run.stderr, "shard")
+    assert f"{out / 'train' / 'shard-000000.tar'}: cannot write (File too large)" in message
+    assert not _temporaries(out) and not (out / "manifest.json").exists()
+
+
+def test_write_failure_on_a_dali_index_removes_the_shard_being_written(photos, tmp_path, cli, monkeypatch):
+    """Today the tar's temporary stays behind when the .idx beside it cannot be written."""
+    import camtrap_fast.atomic as atomic
+
+    real_open = os.open
+
+    def full_disk(path, flags, mode=0o777, **kw):
+        if str(path).endswith(".tmp") and ".shard-000001.idx." in str(path):
+            raise OSError(28, "No space left on device", str(path))
+        return real_open(path, flags, mode, **kw)
+
+    monkeypatch.setattr(atomic.os, "open", full_disk)
+    out = tmp_path / "out"
+    code, _, err = cli("shard", photos.root.parent / "photos", out, "--shard-size", "4", *SMALL)
+    assert code == 1
+    assert f"{out / 'train' / 'shard-000001.idx'}: cannot write (No space left on device)" in one_error_line(err, "shard")
+    assert not _temporaries(out) and not (out / "manifest.json").exists()
+
+
+def test_interrupt_mid_shard_leaves_no_temporary(photos, tmp_path, cli, monkeypatch):
+    from camtrap_fast.shards import build
+
+    real, calls = build._encode_one, []
+
+    def interrupted(path):
+        calls.append(path)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return real(path)
+
+    monkeypatch.setattr(build, "_encode_one", interrupted)
+    out = tmp_path / "out"
+    code, _, err = cli("shard", photos.root.parent / "photos", out, "--shard-size", "4", *SMALL)
+    assert code == 130 and "interrupted" in err
+    assert not _temporaries(out) and not (out / "manifest.json").exists()
+
+
+class _Unwritable:
+    """Make a folder refuse changes: `chattr +i` as root (root ignores file modes), else mode 0555."""
+
+    def __init__(self, path: Path):
+        self.path, self.root = path, os.geteuid() == 0
+
+    def __enter__(self):
+        if self.root:
+            if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(self.path)]).returncode:
+                pytest.skip("cannot make a folder immutable here (chattr)")
+        else:
+            self.path.chmod(0o555)
+        return self
+
+    def __exit__(self, *exc):
+        if self.root:
+            subprocess.run(["chattr", "-i", str(self.path)], check=True)
+        else:
+            self.path.chmod(0o755)
+
+
+@pytest.mark.parametrize("case", ["out", "parent", "split"])
+def test_unwritable_output_is_exit_1_naming_path_and_errno(ena24, tmp_path, cli, data_dir, case):
+    target = {"out": tmp_path / "out", "parent": tmp_path / "locked" / "out", "split": tmp_path / "old"}[case]
+    locked = {"out": target, "parent": target.parent, "split": target / "train"}[case]
+    if case == "split":
+        copy_shards(ena24, target)
+    else:
+        locked.mkdir(parents=True)
+    words = "Operation not permitted" if os.geteuid() == 0 else "Permission denied"
+    expected = {
+        "out": f"{target / '.shard-run.json'}: cannot write ({words})",
+        "parent": f"{target}: cannot create the output folder ({words})",
+        "split": f"{target / 'train' / 'index.npz'}: cannot remove ({words})",  # --overwrite of an old output
+    }[case]
+    with _Unwritable(locked):
+        code, _, err = cli("shard", data_dir / "ena24-small" / "labels.csv", target, "--overwrite", "--size", "48",
+                           "--quiet")
+    assert code == 1 and expected in one_error_line(err, "shard")
+    assert not _temporaries(tmp_path)
+
+
 # --- eval --train-counts manifest.json ---------------------------------------------------------------------
 
 
@@ -284,6 +495,27 @@ def test_eval_train_counts_accepts_a_manifest_or_says_what_is_expected(ena24, tm
 
 
 # --- bad flag values: one rule per flag, checked before any work --------------------------------------------
+
+
+@pytest.mark.parametrize("args, named", [
+    (("--seed", "-1"), "--seed -1"),
+    (("--split", "nan,0,1"), "--split nan"),
+    (("--split", "0.8,0.1"), "--split 0.8,0.1"),
+    (("--workers", "0"), "--workers 0"),
+    (("--workers", "-3"), "--workers -3"),
+    (("--workers", "two"), "--workers"),
+    (("--size", "8"), "--size 8"),
+    (("--quality", "101"), "--quality 101"),
+    (("--shard-size", "0"), "--shard-size 0"),
+    (("--keep-fraction", "zebra=0.1,Zebra=0.2"), "'Zebra' is given twice"),
+    (("--keep-fraction", "human=0.5", "--drop-classes", "human"), "also in --drop-classes"),
+    (("--group-by", "camera"), "--group-by camera"),
+])
+def test_bad_shard_flags_are_exit_2_before_any_work(tmp_path, cli, args, named):
+    # The source does not exist: a flag is judged before the source is even looked at.
+    code, out, err = cli("shard", tmp_path / "no-such-source.csv", tmp_path / "out", *args)
+    assert code == 2 and named in one_error_line(err, "shard") and out == ""
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("command, args, named", [
