@@ -17,6 +17,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -91,6 +92,7 @@ def test_edited_manifest_is_exit_1_naming_file_and_field(ena24, tmp_path, cli, d
     commands = [
         ("plan", edited, "--sampling", "paper-ros"),  # today: silently plans from the edited counts
         ("plan", edited, "--sampling", "none", "--list"),
+        ("verify", edited),
         ("shard", data_dir / "ena24-small" / "labels.csv", edited, "--split", "0.34,0.33,0.33", "--shard-size", "3",
          *SMALL),  # the same run again: an edited output is not "already complete"
     ]
@@ -191,6 +193,48 @@ def test_streamed_samples_are_checked_too(photos, tmp_path):
     assert len(samples) == 11 and key not in {k for k, _, _ in samples} and len(damaged) == 1
 
 
+def test_verify_finds_one_flipped_byte_and_names_shard_and_key(photos, tmp_path, cli):
+    code, out, err = cli("verify", photos.root)
+    assert code == 0 and err == "" and "OK, 12 samples in 3 shards" in out
+    broken = copy_shards(photos, tmp_path / "flip")
+    shard, key = flip_bit(broken, 9)
+    code, out, err = cli("verify", broken.root)
+    assert code == 1 and out.splitlines() == [f"{shard}: sample '{key}' is damaged (CRC32 mismatch in its JPEG)"]
+    assert "1 problem in 1 file" in one_error_line(err, "verify")
+
+
+def test_verify_reports_missing_left_over_cut_off_and_mismatched_files(photos, tmp_path, cli):
+    broken = copy_shards(photos, tmp_path / "broken").root
+    train = broken / "train"
+    (train / "shard-000002.tar").unlink()
+    shutil.copy(train / "shard-000000.tar", train / "shard-000007.tar")  # a shard the manifest does not list
+    with open(train / "shard-000001.tar", "r+b") as f:
+        f.truncate(3000)
+    idx = (train / "shard-000000.idx").read_text().replace(" jpg ", " jpg 1", 1)
+    (train / "shard-000000.idx").write_text(idx)
+    code, out, err = cli("verify", broken)
+    assert code == 1 and one_error_line(err, "verify")
+    assert f"{train / 'shard-000002.tar'}: is missing" in out
+    assert f"{train / 'shard-000007.tar'}: is not listed in manifest.json" in out
+    assert f"{train / 'shard-000001.tar'}: is cut off at byte 3000" in out
+    assert f"{train / 'shard-000000.idx'}: does not match its tar" in out
+
+
+def test_verify_names_a_damaged_tar_header_and_the_samples_behind_it(photos, tmp_path, cli):
+    broken = copy_shards(photos, tmp_path / "header")
+    shard = broken.root / "train" / "shard-000001.tar"
+    with tarfile.open(shard) as tar:
+        members = tar.getmembers()
+    first, header = members[0].name.split(".")[0], members[3].offset  # the second sample's first header
+    with open(shard, "r+b") as f:
+        f.seek(header + 10)
+        f.write(b"?")
+    code, out, err = cli("verify", broken.root)
+    assert code == 1 and one_error_line(err, "verify")
+    assert f"{shard}: has a damaged tar header at byte {header} after sample '{first}' (bad checksum)" in out
+    assert f"{shard}: sample '{members[3].name.split('.')[0]}' is missing from the tar (3 samples are)" in out
+
+
 def test_index_from_before_crc32_still_reads_unchecked(photos, tmp_path, cli):
     old = copy_shards(photos, tmp_path / "old")
     index = old.load_index("train")
@@ -200,6 +244,8 @@ def test_index_from_before_crc32_still_reads_unchecked(photos, tmp_path, cli):
     assert old.load_index("train").crc32 is None
     with ShardReader(old.load_index("train"), old.root) as reader:
         assert reader.read(3) == ShardReader(index, photos.root).read(3)
+    code, out, _ = cli("verify", old.root)
+    assert code == 0 and "CRC-32 not checked in train" in out
 
 
 # --- a CSV row with an extra unquoted field: exit 2 naming file and line ------------------------------------
@@ -524,6 +570,7 @@ def test_bad_shard_flags_are_exit_2_before_any_work(tmp_path, cli, args, named):
     ("plan", ("--sampling", "none", "--list", "--epoch", "-1"), "must be >= 0"),
     ("plan", ("--sampling", "balanced:0"), "balanced"),
     ("plan", ("--sampling", "none", "--epoch", "1"), "--epoch only apply with --list"),
+    ("verify", (), "not a shard directory"),
 ])
 def test_bad_plan_and_verify_arguments_are_exit_2(ena24, tmp_path, cli, command, args, named):
     source = ena24.root if command == "plan" else tmp_path / "missing"

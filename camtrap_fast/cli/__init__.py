@@ -19,6 +19,7 @@ COMMANDS = {
     "synth": "camtrap_fast.cli.synth",
     "shard": "camtrap_fast.cli.shard",
     "plan": "camtrap_fast.cli.plan",
+    "verify": "camtrap_fast.cli.verify",
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
     "predict": "camtrap_fast.cli.predict",
