@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         elif not args.quiet:
             rate = report.bytes / report.seconds / 1e6 if report.seconds else 0.0
             crc = (f"; CRC-32 not checked in {', '.join(report.unchecked_crc)} (index from an older camtrap-fast: "
-                   "shard again to add it)") if report.unchecked_crc else ""
+                   "shard into a new folder to add it)") if report.unchecked_crc else ""
             print(f"{report.root}: OK, {report.samples} samples in {report.shards} shards "
                   f"({report.bytes / 1e6:.1f} MB in {report.seconds:.1f} s, {rate:.0f} MB/s){crc}")
     if damaged:

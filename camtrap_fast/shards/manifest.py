@@ -167,7 +167,8 @@ def _check_fields(path: Path, data: dict, format: str) -> None:
         if str(path) not in _warned:
             _warned.add(str(path))
             log.warning("%s: written by an older camtrap-fast (%s): no checksums, and samples are read unchecked; "
-                        "`camtrap-fast verify` checks it against its shards, a new shard run adds them", path, format)
+                        "`camtrap-fast verify` checks it against its shards; sharding into a new folder adds them",
+                        path, format)
         return
     if not isinstance(stored, dict):
         raise Fault(f"{path}: the 'checksums' field is missing or damaged; {FIX}")
