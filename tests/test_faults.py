@@ -254,7 +254,7 @@ def test_index_from_before_crc32_still_reads_unchecked(photos, tmp_path, cli):
 @pytest.mark.parametrize("rows, line, found", [
     ("2480.jpg,Virginia Opossum\n2573.jpg,Grey, Fox\n", 3, "3 fields where the header has 2"),  # comma in a label
     ("2480.jpg,Virginia Opossum\n2573.jpg,Grey Fox2595.jpg,Grey Fox\n", 3, "3 fields"),  # appended, no newline
-    ('2480.jpg,"Virginia\nOpossum"\n2573.jpg\n', 4, "1 field where the header has 2"),  # line numbers stay true
+    ("2480.jpg,Virginia Opossum\n\n2573.jpg\n", 4, "1 field where the header has 2"),  # a blank line counts
 ])
 def test_csv_row_that_does_not_fit_the_header_is_exit_2_naming_file_and_line(tmp_path, cli, data_dir, rows, line,
                                                                              found):
@@ -264,6 +264,14 @@ def test_csv_row_that_does_not_fit_the_header_is_exit_2_naming_file_and_line(tmp
     message = one_error_line(err, "shard")
     assert code == 2 and f"{source}:{line}: {found}" in message
     assert not (tmp_path / "out").exists()
+
+
+def test_csv_value_running_over_lines_from_an_unclosed_quote_is_exit_2(tmp_path, cli, data_dir):
+    source = tmp_path / "labels.csv"
+    source.write_text('filepath,label\n2480.jpg,"Grey Fox\n2573.jpg,Grey Fox\n')  # the quote is never closed
+    code, _, err = cli("shard", source, tmp_path / "out", "--image-root", data_dir / "ena24-small", *SMALL)
+    message = one_error_line(err, "shard")
+    assert code == 2 and f"{source}:2: the label value runs over lines 2-3" in message  # today: a class "Grey Fox\n..."
 
 
 # --- COCO annotations of image ids that do not exist: counted and reported ----------------------------------
@@ -285,6 +293,18 @@ def test_coco_annotations_of_unknown_images_are_reported(tmp_path, cli, data_dir
     assert all(row["path"].startswith(f"{source}#annotation=") for row in rows)
     manifest = load_manifest(out)
     assert manifest.rejected == 2 and sum(info.samples for info in manifest.splits.values()) == 19
+
+
+@pytest.mark.parametrize("entry, change", [
+    ("annotations", {"image_id": [1]}), ("images", {"id": {"x": 1}}), ("categories", {"id": None}),
+])
+def test_coco_ids_that_are_not_strings_or_numbers_are_exit_2(tmp_path, cli, data_dir, entry, change):
+    coco = json.loads((data_dir / "ena24-small" / "coco_annotations.json").read_text())
+    coco[entry][0].update(change)  # today: TypeError: unhashable type
+    source = tmp_path / "cct.json"
+    source.write_text(json.dumps(coco))
+    code, _, err = cli("shard", source, tmp_path / "out", "--image-root", data_dir / "ena24-small", *SMALL)
+    assert code == 2 and "a string or whole number" in one_error_line(err, "shard")
 
 
 # --- --drop-classes / --keep-fraction naming a class that does not exist: exit 2 with the closest names ------
@@ -418,6 +438,24 @@ def test_overwrite_refuses_and_deletes_nothing_when_out_holds_user_files(ena24, 
     message = one_error_line(err, "shard")
     assert code == 2 and str(user_file if where != "val/keep/me.jpg" else out / "val" / "keep") in message
     assert _files(out) == before  # nothing deleted: not the user's file, not the previous output
+
+
+def test_output_folder_inside_a_class_folder_source_is_refused(tmp_path, cli, photos):
+    source = photos.root.parent / "photos"
+    for out in (source / "shards", source):  # today: the rerun reads the shards as a class "shards"
+        code, _, err = cli("shard", source, out, *SMALL)
+        assert code == 2 and f"{out}: is inside the source folder" in one_error_line(err, "shard")
+    assert not (source / "shards").exists()
+
+
+def test_damaged_manifest_is_named_when_the_same_run_comes_again(ena24, tmp_path, cli, data_dir):
+    out = copy_shards(ena24, tmp_path / "out").root
+    (out / "manifest.json").write_text((out / "manifest.json").read_text()[:300])  # cut off
+    args = ("shard", data_dir / "ena24-small" / "labels.csv", out, "--split", "0.34,0.33,0.33", "--shard-size", "3",
+            *SMALL)
+    code, _, err = cli(*args)
+    assert code == 1 and f"{out / 'manifest.json'}: damaged" in one_error_line(err, "shard")
+    assert cli(*args, "--overwrite")[0] == 0 and load_manifest(out).classes == ena24.classes
 
 
 # --- disk full, read-only or immutable output folder, permission denied: exit 1, path and errno, no temporary

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from camtrap_fast.shards.verify import verify_shards
 
     for path in args.shards:  # every argument checked before any shard is read
-        if not path.is_dir():
+        if not path.is_dir() and not (path.name == "manifest.json" and path.is_file()):
             raise UserError(f"{path}: not a shard directory (give the OUT folder of `camtrap-fast shard`)")
     damaged = []
     for path in args.shards:

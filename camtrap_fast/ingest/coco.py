@@ -23,17 +23,19 @@ def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Re
     categories = {}
     for category in data["categories"]:
         try:
-            categories[category["id"]] = str(category["name"])
+            categories[_id(category["id"])] = str(category["name"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: a category lacks 'id' or 'name': {str(category)[:80]}") from None
+            raise UserError(f"{json_path}: a category lacks 'id' (a string or whole number) or 'name': "
+                            f"{str(category)[:80]}") from None
     category_rank = {name: rank for rank, name in enumerate(categories.values())}
 
     per_image: dict = {}
     for annotation in data["annotations"]:
         try:
-            image_id, category_id = annotation["image_id"], annotation["category_id"]
+            image_id, category_id = _id(annotation["image_id"]), _id(annotation["category_id"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id'") from None
+            raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id' "
+                            "(each a string or whole number)") from None
         if category_id not in categories:
             raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
         per_image.setdefault(image_id, []).append(categories[category_id])
@@ -41,9 +43,10 @@ def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Re
     records = []
     for image in data["images"]:
         try:
-            image_id, file_name = image["id"], str(image["file_name"])
+            image_id, file_name = _id(image["id"]), str(image["file_name"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: an image entry lacks 'id' or 'file_name': {str(image)[:80]}") from None
+            raise UserError(f"{json_path}: an image entry lacks 'id' (a string or whole number) or 'file_name': "
+                            f"{str(image)[:80]}") from None
         names = per_image.get(image_id, [])
         # Several boxes of one species are one species; the primary label is the most annotated class
         # (ties: the earlier category), which only matters when multi-species images are kept.
@@ -93,6 +96,13 @@ def read_coco_json(json_path: Path) -> dict:
         hint = " (a MegaDetector output file? it holds detections, not labels)" if "detection_categories" in data else ""
         raise UserError(f"{json_path}: not a COCO Camera Traps file: no {', '.join(missing)} list{hint}")
     return data
+
+
+def _id(value):
+    """An id as COCO has them, a string or a whole number; anything else is a TypeError (caught as "lacks")."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"id {value!r} is not a string or a whole number")
+    return value
 
 
 def _text(value) -> str | None:

@@ -25,13 +25,20 @@ def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
                     f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}; "
                     "need a header row with filepath,label)"
                 )
-            rows = []
+            rows, end = [], reader.line_num
             for row in reader:
+                start, end = end + 1, reader.line_num
                 # DictReader files extra fields under None and fills missing ones with None; either means the
                 # row does not line up with the header, and every value after the slip would be read wrongly.
                 if None in row or None in row.values():
                     raise UserError(_misaligned(csv_path, reader.line_num, row, len(reader.fieldnames)))
-                rows.append((reader.line_num, {k.strip(): v.strip() for k, v in row.items()}))
+                # No value here (path, label, split, ...) spans lines: one that does swallowed the rows after
+                # an unclosed quote.
+                spanning = next((k for k, v in row.items() if "\n" in v or "\r" in v), None)
+                if spanning is not None:
+                    raise UserError(f"{csv_path}:{start}: the {spanning.strip()} value runs over lines {start}-{end} "
+                                    f"({row[spanning][:30]!r}...); is a quote not closed?")
+                rows.append((end, {k.strip(): v.strip() for k, v in row.items()}))
     except UnicodeDecodeError:
         raise UserError(f"{csv_path}: not a UTF-8 text CSV") from None
     except csv.Error as error:

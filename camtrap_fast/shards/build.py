@@ -77,6 +77,11 @@ class ShardJob:
             raise UserError(f"--workers {self.workers}: must be at least 1")
         if self.seed < 0:
             raise UserError(f"--seed {self.seed}: must be 0 or more")
+        source, out = Path(os.path.realpath(self.source)), Path(os.path.realpath(self.out))
+        if self.source.is_dir() and (out == source or source in out.parents):
+            # A class-folder source would read the shards as images of a class "OUT" on the next run.
+            raise UserError(f"{self.out}: is inside the source folder {self.source}; choose an output folder "
+                            "outside it")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def read_class_counts(path: Path) -> dict[str, int]:
     except FileNotFoundError:
         raise UserError(f"{path}: no such class-counts file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path}: cannot read JSON class counts ({error})") from None
+        raise UserError(f"{path}: cannot read JSON class counts ({error}); {EXPECTED}") from None
     if isinstance(data, dict) and (data.get("format") == FORMAT or data.get("format") in OLD_FORMATS):
         return _manifest_counts(path)  # a manifest under another name
     if isinstance(data, dict) and isinstance(data.get("train"), dict):

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from camtrap_fast.atomic import write_text
-from camtrap_fast.errors import UserError, os_fault
+from camtrap_fast.errors import Fault, UserError, os_fault
 from camtrap_fast.shards.manifest import MANIFEST_FILE, SPLITS
 from camtrap_fast.shards.sample_index import INDEX_FILE
 
@@ -60,6 +60,9 @@ def prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
         return "resume"
     if entries:
         if not overwrite:
+            if previous is None and MANIFEST_FILE in entries:  # damage found in the data: a fault, not a mistake
+                raise Fault(f"{out / MANIFEST_FILE}: damaged (no fingerprint can be read from it); pass --overwrite "
+                            "to shard into this folder again, or choose another folder")
             what = "another dataset or other options" if previous else "an unfinished run of unknown origin"
             raise UserError(f"{out}: holds {what}; pass --overwrite to replace it, or choose another folder")
         clean(out, remove_dir=False)

@@ -81,7 +81,12 @@ def _verify_split(manifest: Manifest, split: str, report: VerifyReport, on_bytes
     info = manifest.splits.get(split)
     listed = set(info.shards) if info is not None and info.samples else set()
     folder = root / split
-    on_disk = sorted(f"{split}/{n}" for n in os.listdir(folder) if SHARD_FILE.fullmatch(n)) if folder.is_dir() else []
+    try:
+        names = os.listdir(folder) if folder.is_dir() else []
+        on_disk = sorted(f"{split}/{n}" for n in names if SHARD_FILE.fullmatch(n))
+    except OSError as error:
+        report.problems.append(Problem(folder, f"cannot be listed ({error.strerror or error})"))
+        on_disk = []
     for name in on_disk:
         tar = name if name.endswith(".tar") else name[:-4] + ".tar"
         if tar not in listed:
@@ -109,9 +114,13 @@ def _verify_shard(path: Path, index: SampleIndex, rows: np.ndarray, report: Veri
     if not path.is_file():
         report.problems.append(Problem(path, f"is missing ({len(rows)} samples of the index are in it)"))
         return
-    members, damage = _read_tar(path, on_bytes)
+    try:
+        members, damage = _read_tar(path, on_bytes)
+        report.bytes += path.stat().st_size
+    except OSError as error:  # permission refused, an I/O error from the disk: this shard, not the run
+        report.problems.append(Problem(path, f"cannot be read ({error.strerror or error})"))
+        return
     report.problems += damage
-    report.bytes += path.stat().st_size
     expected = {index.key(int(i)): int(i) for i in rows}
     for key, exts in members.items():
         if key not in expected:
