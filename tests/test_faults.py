@@ -191,6 +191,12 @@ def test_streamed_samples_are_checked_too(photos, tmp_path):
     damaged = []
     samples = list(stream_epoch(urls, index, plan, seed=0, epoch=0, on_damaged=damaged.append))
     assert len(samples) == 11 and key not in {k for k, _, _ in samples} and len(damaged) == 1
+    for workers in (0, 2):  # the loader applies its corrupt-sample policy to it
+        with _loader(broken, "pil", workers=workers) as loader:
+            with pytest.raises(UserError, match=f"sample '{key}' is damaged"):
+                list(loader.stream(urls, plan, seed=0))
+        with _loader(broken, "pil", workers=workers, skip_corrupt=True) as loader:
+            assert sum(len(y) for _, y in loader.stream(urls, plan, seed=0)) == 11 and loader.skipped == 1
 
 
 def test_verify_finds_one_flipped_byte_and_names_shard_and_key(photos, tmp_path, cli):
@@ -246,6 +252,17 @@ def test_index_from_before_crc32_still_reads_unchecked(photos, tmp_path, cli):
         assert reader.read(3) == ShardReader(index, photos.root).read(3)
     code, out, _ = cli("verify", old.root)
     assert code == 0 and "CRC-32 not checked in train" in out
+
+
+def test_progress_logged_before_crc32_gets_it_from_the_shard(photos):
+    """A run killed under an older camtrap-fast logged 4 values a sample; resuming reads each CRC-32 back."""
+    from camtrap_fast.shards.build import _logged_entries
+
+    index = photos.load_index("train")
+    rows = np.flatnonzero(index.shard_ids == 1)
+    logged = [{"shard": index.shards[1], "samples": [[index.key(int(i)), int(index.labels[i]), int(index.offsets[i]),
+                                                      int(index.sizes[i])] for i in rows]}]
+    assert [e[5] for e in _logged_entries(photos.root, logged)] == index.crc32[rows].tolist()
 
 
 # --- a CSV row with an extra unquoted field: exit 2 naming file and line ------------------------------------
