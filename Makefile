@@ -57,6 +57,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python -m pytest bench/test_micro.py --benchmark-only -q -p no:cacheprovider
 	$(BIN)/python bench/shard.py
+	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/phase2_head.py

@@ -7,10 +7,13 @@ repository); they are shrunk once into a class-folder tree so that
 
 from __future__ import annotations
 
+import io
 import shutil
 import tarfile
+import zlib
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from camtrap_fast.shards.manifest import Manifest, load_manifest
@@ -53,15 +56,52 @@ def copy_shards(manifest: Manifest, dest: Path) -> Manifest:
     return load_manifest(dest)
 
 
-def overwrite_payload(manifest: Manifest, sample: int, at: int, data: bytes, split: str = "train") -> tuple[Path, str]:
-    """Overwrite bytes of one sample's JPEG inside its tar; returns (shard path, key)."""
+def overwrite_payload(manifest: Manifest, sample: int, at: int, data: bytes, split: str = "train",
+                      restamp_crc: bool = True) -> tuple[Path, str]:
+    """Overwrite bytes of one sample's JPEG inside its tar; returns (shard path, key).
+
+    With `restamp_crc` (the default) the index's CRC-32 is updated to the damaged bytes, so the damage
+    reaches the decoders, as a JPEG that was bad before it was sharded would; without it, the damage is
+    what happens to a shard on disk, which the readers' CRC-32 check catches before any decoder."""
     index = manifest.load_index(split)
     shard = manifest.root / index.shards[int(index.shard_ids[sample])]
     offset = int(index.offsets[sample]) + (at if at >= 0 else int(index.sizes[sample]) + at)
     with open(shard, "r+b") as f:
         f.seek(offset)
         f.write(data)
+        if restamp_crc and index.crc32 is not None:
+            f.seek(int(index.offsets[sample]))
+            index.crc32[sample] = zlib.crc32(f.read(int(index.sizes[sample])))
+    if restamp_crc and index.crc32 is not None:
+        index.save(manifest.index_path(split))
     return shard, index.key(sample)
+
+
+def flip_bit(manifest: Manifest, sample: int, split: str = "train") -> tuple[Path, str]:
+    """Flip one bit inside a sample's JPEG entropy-coded data, as a bad disk would, choosing (from the middle
+    on) the first bit whose flip still decodes, to other pixels: the damage no decoder notices. The index is
+    left alone. Returns (shard path, key)."""
+    index = manifest.load_index(split)
+    shard = manifest.root / index.shards[int(index.shard_ids[sample])]
+    start, size = int(index.offsets[sample]), int(index.sizes[sample])
+    with open(shard, "rb") as f:
+        f.seek(start)
+        jpeg = f.read(size)
+    original = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
+    for at in range(size // 2, size - 2):
+        if jpeg[at] == 0xFF or jpeg[at - 1] == 0xFF or jpeg[at] ^ 0x01 == 0xFF:
+            continue  # keep marker bytes and byte stuffing as they are
+        damaged = jpeg[:at] + bytes([jpeg[at] ^ 0x01]) + jpeg[at + 1:]
+        try:
+            pixels = np.asarray(Image.open(io.BytesIO(damaged)).convert("RGB"))
+        except OSError:
+            continue
+        if pixels.shape == original.shape and (pixels != original).any():
+            with open(shard, "r+b") as f:
+                f.seek(start + at)
+                f.write(damaged[at:at + 1])
+            return shard, index.key(sample)
+    raise AssertionError(f"no silent bit flip found in sample {sample}")
 
 
 def truncate_in(manifest: Manifest, sample: int, keep: int = 100, split: str = "train") -> tuple[Path, str]:

@@ -19,6 +19,7 @@ COMMANDS = {
     "synth": "camtrap_fast.cli.synth",
     "shard": "camtrap_fast.cli.shard",
     "plan": "camtrap_fast.cli.plan",
+    "verify": "camtrap_fast.cli.verify",
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
     "predict": "camtrap_fast.cli.predict",
@@ -27,8 +28,15 @@ COMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is reported like every other error: one line, exit 2 (`--help` has the usage)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="camtrap-fast",
         description="Fast two-phase training of camera-trap species classifiers.",
     )
@@ -46,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 success, 2 a user mistake (UserError, or a bad option: argparse's own exit 2),
     1 a fault in the data or the system (Fault, or any OSError), 130 interrupted."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit:  # a bad option (one line printed, exit 2), or --help / --version (exit 0)
+        return int(exit.code or 0)
     try:
         return int(args.func(args) or 0)
     except CamtrapError as error:

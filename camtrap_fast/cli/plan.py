@@ -117,16 +117,9 @@ def _or(value: int | None, default: int) -> int:
 
 
 def _class_counts(source: Path) -> dict[str, int]:
-    """{class: count} in class-index order from a shard directory's train split or a JSON counts file."""
-    if source.is_dir():
-        from camtrap_fast.shards.manifest import load_manifest
-
-        manifest = load_manifest(source)
-        train = manifest.splits.get("train")
-        if train is None or train.samples == 0:
-            raise UserError(f"{source}: the shard directory has no train split to plan for")
-        return {name: int(train.class_counts.get(name, 0)) for name in manifest.classes}
-    if not source.is_file():
+    """{class: count} in class-index order from a shard directory (or its manifest.json, checksums checked)
+    or a JSON counts file."""
+    if not source.exists():
         raise UserError(f"{source}: no such shard directory or JSON counts file")
     from camtrap_fast.shards.class_counts import read_class_counts
 

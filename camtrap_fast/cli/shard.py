@@ -101,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
     summary = build_shards(job)
     if not args.quiet:
         print(format_summary(summary))
+    for line in format_warnings(summary):  # said even with --quiet: each is something the user should know
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -125,11 +127,27 @@ def format_summary(summary) -> str:
         what = {"detections": "detector crops", "annotations": "annotation-box crops"}[manifest.crops["mode"]]
         what += f", and whole frames of {empty}" if empty else ""
         lines.append(f"crops: {samples} samples from {images} images ({what})")
-    for class_name, missing in manifest.small_classes.items():
-        lines.append(f"warning: class '{class_name}' is too small to appear in {', '.join(missing)}")
     if summary.encoded:
         rate = summary.encoded / summary.seconds if summary.seconds else 0.0
         resumed = f", resumed after {summary.resumed_shards} finished shard(s)" if summary.resumed_shards else ""
         lines.append(f"encoded {summary.encoded} images in {summary.seconds:.1f} s ({rate:.0f} images/s){resumed}")
     lines.append(f"manifest: {manifest.root / 'manifest.json'}  rejected: {manifest.root / 'rejected.csv'}")
     return "\n".join(lines)
+
+
+def format_warnings(summary) -> list[str]:
+    """What the user should know about the output: classes without an output, classes missing from a split,
+    annotations that name no listed image. Counted after decoding, from what reached the shards."""
+    from camtrap_fast.ingest.records import UNKNOWN_IMAGE_ID
+
+    manifest = summary.manifest
+    rejected = manifest.root / "rejected.csv"
+    lines = [f"warning: class '{name}' has no output: {why}; see {rejected}"
+             for name, why in manifest.dropped_classes.items()]
+    lines += [f"warning: class '{name}' is too small to appear in {', '.join(missing)}"
+              for name, missing in manifest.small_classes.items()]
+    unknown = summary.rejected.get(UNKNOWN_IMAGE_ID, 0)
+    if unknown:
+        lines.append(f"warning: {unknown} annotation{'s' if unknown > 1 else ''} name an image id the source's "
+                     f"'images' list lacks; their labels are not used (listed in {rejected})")
+    return lines

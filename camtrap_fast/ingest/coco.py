@@ -7,27 +7,35 @@ from collections import Counter
 import os
 from pathlib import Path
 
-from camtrap_fast.errors import UserError
-from camtrap_fast.ingest.records import Record
+from camtrap_fast.errors import UserError, os_fault
+from camtrap_fast.ingest import records as reasons
+from camtrap_fast.ingest.records import Record, Rejection
 
 
 def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
+    return load_coco_checked(json_path, image_root)[0]
+
+
+def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Record], list[Rejection]]:
+    """Records, and a rejection for every annotation whose image_id is not in `images` (its label would be lost)."""
     data = read_coco_json(json_path)
     root = image_root or json_path.parent
     categories = {}
     for category in data["categories"]:
         try:
-            categories[category["id"]] = str(category["name"])
+            categories[_id(category["id"])] = str(category["name"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: a category lacks 'id' or 'name': {str(category)[:80]}") from None
+            raise UserError(f"{json_path}: a category lacks 'id' (a string or whole number) or 'name': "
+                            f"{str(category)[:80]}") from None
     category_rank = {name: rank for rank, name in enumerate(categories.values())}
 
     per_image: dict = {}
     for annotation in data["annotations"]:
         try:
-            image_id, category_id = annotation["image_id"], annotation["category_id"]
+            image_id, category_id = _id(annotation["image_id"]), _id(annotation["category_id"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id'") from None
+            raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id' "
+                            "(each a string or whole number)") from None
         if category_id not in categories:
             raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
         per_image.setdefault(image_id, []).append(categories[category_id])
@@ -35,9 +43,10 @@ def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
     records = []
     for image in data["images"]:
         try:
-            image_id, file_name = image["id"], str(image["file_name"])
+            image_id, file_name = _id(image["id"]), str(image["file_name"])
         except (KeyError, TypeError):
-            raise UserError(f"{json_path}: an image entry lacks 'id' or 'file_name': {str(image)[:80]}") from None
+            raise UserError(f"{json_path}: an image entry lacks 'id' (a string or whole number) or 'file_name': "
+                            f"{str(image)[:80]}") from None
         names = per_image.get(image_id, [])
         # Several boxes of one species are one species; the primary label is the most annotated class
         # (ties: the earlier category), which only matters when multi-species images are kept.
@@ -57,12 +66,25 @@ def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
                 datetime=_text(image.get("datetime")),
             )
         )
-    return records
+    return records, _unknown_image_ids(json_path, data, per_image)
+
+
+def _unknown_image_ids(json_path: Path, data: dict, per_image: dict) -> list[Rejection]:
+    listed = {image["id"] for image in data["images"]}
+    rejections = []
+    for annotation in data["annotations"]:
+        if annotation["image_id"] not in listed:
+            where = f"{json_path}#annotation={annotation.get('id', '?')}"
+            rejections.append(Rejection(where, reasons.UNKNOWN_IMAGE_ID, f"image_id {annotation['image_id']!r} "
+                                        f"(a {per_image[annotation['image_id']][0]!r} label) is not in 'images'"))
+    return rejections
 
 
 def read_coco_json(json_path: Path) -> dict:
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise os_fault(error, json_path, "read") from None
     except UnicodeDecodeError:
         raise UserError(f"{json_path}: not a UTF-8 JSON file") from None
     except json.JSONDecodeError as error:
@@ -75,6 +97,13 @@ def read_coco_json(json_path: Path) -> dict:
                 "this file as --detections)") if "detection_categories" in data else ""
         raise UserError(f"{json_path}: not a COCO Camera Traps file: no {', '.join(missing)} list{hint}")
     return data
+
+
+def _id(value):
+    """An id as COCO has them, a string or a whole number; anything else is a TypeError (caught as "lacks")."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"id {value!r} is not a string or a whole number")
+    return value
 
 
 def _text(value) -> str | None:

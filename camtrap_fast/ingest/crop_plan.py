@@ -70,7 +70,7 @@ def select_images(records: list[Record], crops: CropConfig, filters: FilterConfi
     """Loaded records -> the images to shard (with their boxes), every rejection, and the crop digest."""
     local, remote = reject_remote(records)
     local, uncropped, digest = plan_crops(local, crops, format_used, source, image_root)
-    kept, filtered = apply_filters(local, filters)
+    kept, filtered = apply_filters(local, filters, source_records=records + local)  # + the empty class
     kept, unboxed = settle_crops(kept, crops, filters.drop_classes)
     return kept, remote + uncropped + filtered + unboxed, digest
 

@@ -6,7 +6,7 @@ import csv
 import os
 from pathlib import Path
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest.records import Record
 
 REQUIRED = ("filepath", "label")
@@ -25,14 +25,29 @@ def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
                     f"{csv_path}: missing column(s) {', '.join(missing)} (found: {', '.join(columns) or 'none'}; "
                     "need a header row with filepath,label)"
                 )
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader]
+            rows, end = [], reader.line_num
+            for row in reader:
+                start, end = end + 1, reader.line_num
+                # DictReader files extra fields under None and fills missing ones with None; either means the
+                # row does not line up with the header, and every value after the slip would be read wrongly.
+                if None in row or None in row.values():
+                    raise UserError(_misaligned(csv_path, reader.line_num, row, len(reader.fieldnames)))
+                # No value here (path, label, split, ...) spans lines: one that does swallowed the rows after
+                # an unclosed quote.
+                spanning = next((k for k, v in row.items() if "\n" in v or "\r" in v), None)
+                if spanning is not None:
+                    raise UserError(f"{csv_path}:{start}: the {spanning.strip()} value runs over lines {start}-{end} "
+                                    f"({row[spanning][:30]!r}...); is a quote not closed?")
+                rows.append((end, {k.strip(): v.strip() for k, v in row.items()}))
     except UnicodeDecodeError:
         raise UserError(f"{csv_path}: not a UTF-8 text CSV") from None
     except csv.Error as error:
         raise UserError(f"{csv_path}: malformed CSV ({error})") from None
+    except OSError as error:
+        raise os_fault(error, csv_path, "read") from None
 
     records = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in rows:
         if not row["filepath"]:
             raise UserError(f"{csv_path}:{line}: empty filepath")
         split = row.get("split") or None
@@ -56,3 +71,12 @@ def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
             )
         )
     return records
+
+
+def _misaligned(csv_path: Path, line: int, row: dict, columns: int) -> str:
+    extra = len(row.get(None, ()))
+    found = columns + extra - sum(value is None for key, value in row.items() if key is not None)
+    head = f"{csv_path}:{line}: {found} field{'s' if found != 1 else ''} where the header has {columns}"
+    if extra:
+        return f'{head} (quote a value that holds a comma, as in "Grey, Fox"; or is a line break missing?)'
+    return f"{head} (write every column, empty ones as nothing between two commas)"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from camtrap_fast.errors import UserError
 from camtrap_fast.ingest.camtrap_dp import is_camtrap_dp, load_camtrap_dp
-from camtrap_fast.ingest.coco import load_coco
+from camtrap_fast.ingest.coco import load_coco_checked
 from camtrap_fast.ingest.csv_table import load_csv
 from camtrap_fast.ingest.folder import load_folder
-from camtrap_fast.ingest.records import Record
+from camtrap_fast.ingest.records import Record, Rejection
 
 FORMATS = ("folder", "coco", "csv", "camtrap-dp")
 
@@ -30,6 +30,14 @@ def detect_format(source: Path) -> str:
 
 def load_records(source: str | Path, format: str = "auto", image_root: str | Path | None = None) -> tuple[str, list[Record]]:
     """Read SOURCE into records (one per listed image, files not yet opened) and name the format used."""
+    format, records, _ = load_source(source, format, image_root)
+    return format, records
+
+
+def load_source(source: str | Path, format: str = "auto",
+                image_root: str | Path | None = None) -> tuple[str, list[Record], list[Rejection]]:
+    """Like `load_records`, plus what the source lists that cannot become a record (COCO annotations of
+    images it does not list), as rejections for rejected.csv."""
     source = Path(source)
     if not source.exists():
         raise UserError(f"{source}: no such file or folder")
@@ -41,11 +49,13 @@ def load_records(source: str | Path, format: str = "auto", image_root: str | Pat
     if root is not None and not root.is_dir():
         raise UserError(f"{root}: --image-root is not a folder")
     if format == "camtrap-dp":
-        return format, load_camtrap_dp(source, root)
+        return format, load_camtrap_dp(source, root), []
     if format == "folder":
         if not source.is_dir():
             raise UserError(f"{source}: --format folder needs a folder of class sub-folders")
-        return format, load_folder(source)
+        return format, load_folder(source), []
     if source.is_dir():
         raise UserError(f"{source}: --format {format} needs a file, not a folder")
-    return format, (load_coco(source, root) if format == "coco" else load_csv(source, root))
+    if format == "coco":
+        return format, *load_coco_checked(source, root)
+    return format, load_csv(source, root), []

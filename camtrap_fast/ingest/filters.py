@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import zlib
 from dataclasses import dataclass
 
@@ -20,9 +21,16 @@ class FilterConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        dropped = {name.lower() for name in self.drop_classes}
+        seen = set()
         for name, fraction in self.keep_fraction:
             if not 0.0 <= fraction <= 1.0:
                 raise UserError(f"--keep-fraction {name}={fraction}: the fraction must be between 0 and 1")
+            if name.lower() in seen:
+                raise UserError(f"--keep-fraction: class '{name}' is given twice; give each class one fraction")
+            if name.lower() in dropped:
+                raise UserError(f"--keep-fraction {name}: the class is also in --drop-classes; choose one")
+            seen.add(name.lower())
 
 
 def parse_keep_fraction(text: str | None) -> tuple[tuple[str, float], ...]:
@@ -41,7 +49,30 @@ def parse_keep_fraction(text: str | None) -> tuple[tuple[str, float], ...]:
     return tuple(pairs)
 
 
-def apply_filters(records: list[Record], config: FilterConfig) -> tuple[list[Record], list[Rejection]]:
+def check_class_names(records: list[Record], config: FilterConfig) -> None:
+    """Every class a filter names must exist in the source (case-insensitively): a typo must not filter nothing."""
+    known: dict[str, str] = {}  # lower-case -> as the source spells it
+    for record in records:
+        for label in record.labels:
+            if label:
+                known.setdefault(label.lower(), label)
+    named = [("--drop-classes", name) for name in config.drop_classes]
+    named += [("--keep-fraction", name) for name, _ in config.keep_fraction]
+    for flag, name in named:
+        if name.lower() not in known:
+            close = difflib.get_close_matches(name.lower(), sorted(known), n=3, cutoff=0.5)
+            hint = (f"closest: {', '.join(repr(known[c]) for c in close)}" if close
+                    else f"it has {len(known)}: {', '.join(repr(known[c]) for c in sorted(known)[:5])}"
+                    + (", ..." if len(known) > 5 else ""))
+            raise UserError(f"{flag} '{name}': the source has no class of that name ({hint})")
+
+
+def apply_filters(records: list[Record], config: FilterConfig,
+                  source_records: list[Record] | None = None) -> tuple[list[Record], list[Rejection]]:
+    """Filter `records`; the class names the filters give are checked against `source_records` (default: the
+    records themselves), all the source lists: a class whose images were all set aside earlier (remote media,
+    no detection) is still a class the user may name."""
+    check_class_names(records if source_records is None else source_records, config)
     dropped = {name.lower() for name in config.drop_classes}
     kept, rejected, seen = [], [], set()
     for record in records:

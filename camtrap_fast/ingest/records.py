@@ -56,6 +56,8 @@ NOT_IN_DETECTIONS = "not in detections file"
 DETECTOR_FAILURE = "detector failure"  # the detections file's own `failure` text is the detail
 NO_BOX = "no box"  # --crops annotations: the image's label has no box to crop
 REMOTE_MEDIA = "remote media (not downloaded)"
+NO_TRAINING_IMAGE = "no training image"  # its class has no image in train, so it has no output to be evaluated on
+UNKNOWN_IMAGE_ID = "unknown image id"  # a COCO annotation naming an image the file does not list (not an image)
 
 
 @dataclass(frozen=True)

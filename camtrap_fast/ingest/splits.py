@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 
@@ -21,8 +22,10 @@ class SplitConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-6:
-            raise UserError(f"--split {','.join(map(str, self.fractions))}: need three fractions train,val,test summing to 1")
+        if (len(self.fractions) != 3 or any(not math.isfinite(f) or f < 0 for f in self.fractions)
+                or abs(sum(self.fractions) - 1) > 1e-6):
+            raise UserError(f"--split {','.join(map(str, self.fractions))}: need three fractions train,val,test, "
+                            "each from 0 to 1, summing to 1")
         if self.fractions[0] == 0:
             raise UserError("--split: the train fraction must be above 0")
         if self.group_by not in GROUP_BY:
@@ -57,6 +60,51 @@ def _cover_every_split(splits: np.ndarray, sizes: np.ndarray, wanted: list[int])
         splits[candidates[np.argmin(sizes[candidates])]] = split
 
 
+def _few_groups(splits: np.ndarray, sizes: np.ndarray, fractions: tuple[float, float, float]) -> None:
+    """One group goes to train; of two, the larger goes to train and the other to test (val when test is 0).
+
+    Systematic sampling would put a lone group in val or test about a fifth of the time, and then the
+    class is never trained on; with two groups it could leave train empty just as well.
+    """
+    if len(splits) == 1:
+        splits[0] = 0
+    elif len(splits) == 2:
+        big = int(np.argmax(sizes))  # ties: the first in this class's seeded order
+        splits[big] = 0
+        splits[1 - big] = 2 if fractions[2] > 0 else 1 if fractions[1] > 0 else 0
+
+
+def _extend_fixed_splits(records: list[Record], group_key, group_by: str) -> list[Record]:
+    """A split the source fixes for some frames of a group holds for the whole group; two different ones refuse."""
+    if group_by == "none":
+        return records
+    fixed: dict[str, dict[str, str]] = defaultdict(dict)  # group -> {split: an example path}
+    for r in records:
+        if r.split is not None:
+            fixed[group_key(r)].setdefault(r.split, r.relpath)
+    for key, examples in sorted(fixed.items()):
+        if len(examples) > 1:
+            where = ", ".join(f"{path} in {split}" for split, path in sorted(examples.items()))
+            raise UserError(f"{group_by} '{key[2:]}' straddles splits in the source's split column ({where}); "
+                            f"give every frame of a {group_by} the same split, or pass --group-by none")
+    return [replace(r, split=next(iter(fixed[group_key(r)]))) if r.split is None and group_key(r) in fixed else r
+            for r in records]
+
+
+def wanted_splits(assigned: list[Record], config: SplitConfig, source_fixed: bool) -> list[str]:
+    """The splits every class should appear in: those in use when the source fixes splits, else those above 0."""
+    if source_fixed:
+        return [s for s in SPLITS if any(r.split == s for r in assigned)]
+    return [s for s, f in zip(SPLITS, config.fractions) if f > 0]
+
+
+def missing_splits(counts: dict[str, dict[str, int]], wanted: list[str]) -> dict[str, list[str]]:
+    """{class: wanted splits it has no image in}, from per-split {class: count}, for classes short of any."""
+    classes = sorted({c for per_class in counts.values() for c, n in per_class.items() if n})
+    small = {c: [s for s in wanted if not counts.get(s, {}).get(c)] for c in classes}
+    return {c: missing for c, missing in small.items() if missing}
+
+
 def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Record], dict[str, list[str]]]:
     """Give every record without a fixed split one; return them and the classes missing from a wanted split."""
     group_by = config.group_by
@@ -67,6 +115,8 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
         value = {"sequence": r.seq_id, "location": r.location}.get(group_by)
         return f"g:{value}" if value else f"p:{r.path}"
 
+    source_fixed = any(r.split is not None for r in records)
+    records = _extend_fixed_splits(records, group_key, group_by)
     groups: dict[str, list[int]] = defaultdict(list)
     for i, record in enumerate(records):
         if record.split is None:
@@ -92,17 +142,13 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
         positions = (midpoints + rng.random()) % 1.0
         splits = np.minimum(np.searchsorted(bounds, positions, side="right"), 2)
         _cover_every_split(splits, sizes, [i for i, f in enumerate(config.fractions) if f > 0])
+        _few_groups(splits, sizes, config.fractions)
         for key, split in zip(keys, splits):
             for i in groups[key]:
                 assigned[i] = SPLITS[int(split)]
 
     out = [r if r.split is not None else replace(r, split=assigned[i]) for i, r in enumerate(records)]
-    if any(r.split is not None for r in records):  # the source fixed the splits: those are the ones wanted
-        wanted = [s for s in SPLITS if any(r.split == s for r in out)]
-    else:
-        wanted = [s for s, f in zip(SPLITS, config.fractions) if f > 0]
-    present = defaultdict(set)
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in out:
-        present[r.label].add(r.split)
-    small = {c: [s for s in wanted if s not in present[c]] for c in sorted(present)}
-    return out, {c: missing for c, missing in small.items() if missing}
+        counts[r.split][r.label] += 1
+    return out, missing_splits(counts, wanted_splits(out, config, source_fixed))

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from camtrap_fast.atomic import open_atomic
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import CamtrapError, UserError
 from camtrap_fast.pipelines.config import LoaderConfig
 from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops, eval_window
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
@@ -148,11 +148,18 @@ class DaliLoader(Loader):
         """Why sample i was flagged corrupt by the feed, recomputed here because the feed sends only a status."""
         try:
             jpeg_size(self.reader.read(i))
-        except UserError as error:
+        except CamtrapError as error:  # damaged (CRC-32, cut off) or unreadable: the message names shard and key
             return str(error)
         except ValueError as error:
             return sample_message(self.index, self.reader.root, i, str(error))
         return sample_message(self.index, self.reader.root, i, "cannot be decoded")
+
+    def _decodes(self, i: int) -> bool:
+        try:
+            data = self.reader.read(i)
+        except CamtrapError:  # the feed flagged it already (a placeholder went to DALI), so it is not the culprit
+            return True
+        return _pil_decodes(data)
 
     def _decode_failure(self, error: RuntimeError, order: np.ndarray, bound: tuple[int, int]) -> list[int]:
         """Positions of the samples DALI failed on in this batch, each reported through the error policy."""
@@ -162,7 +169,7 @@ class DaliLoader(Loader):
         if match and start + int(match.group(1)) < stop:
             culprits = [start + int(match.group(1))]
         else:  # DALI did not say which sample: find it with PIL, which reads the same libjpeg errors
-            culprits = [p for p in range(start, stop) if not _pil_decodes(self.reader.read(int(order[p])))]
+            culprits = [p for p in range(start, stop) if not self._decodes(int(order[p]))]
         if not culprits:
             first, last = int(order[start]), int(order[stop - 1])
             shard = self.reader.root / self.index.shards[int(self.index.shard_ids[first])]
@@ -292,7 +299,7 @@ class _Feed:
             try:
                 data = self.reader.read(i)
                 sizes[k] = jpeg_size(data)
-            except (UserError, ValueError):  # reported with its reason by the main process
+            except (CamtrapError, ValueError):  # reported with its reason by the main process
                 status[k] = CORRUPT
                 continue
             jpegs[k], status[k] = np.frombuffer(data, dtype=np.uint8), OK

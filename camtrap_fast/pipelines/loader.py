@@ -114,7 +114,8 @@ class Loader(abc.ABC):
         the plan drops are skipped in the tar stream and never decoded. `plan` must come from this split."""
         from camtrap_fast.pipelines.streaming import stream_epoch
 
-        samples = stream_epoch(list(shard_urls), self.index, plan, seed, epoch, shuffle_buffer)
+        samples = stream_epoch(list(shard_urls), self.index, plan, seed, epoch, shuffle_buffer,
+                               on_damaged=self._corrupt)  # a CRC-32 mismatch is one more corrupt sample
         non_blocking = self.device.type == "cuda"
         for images, labels in self._stream_images(samples, int(epoch)):
             yield to_inputs(images.to(self.device, non_blocking=non_blocking), self.device), \

@@ -23,7 +23,7 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import CamtrapError, UserError
 from camtrap_fast.pipelines.config import LoaderConfig
 from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops, eval_window
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
@@ -125,7 +125,7 @@ class _BatchBuilder(Dataset):
             for i in samples.tolist():
                 try:
                     encoded.append(self.reader.read(i))
-                except UserError as error:  # the reader's errors already name shard and key
+                except CamtrapError as error:  # damaged (CRC-32, cut off) or unreadable: names shard and key
                     encoded.append(error)
             names = [lambda problem, i=i: sample_message(index, self.reader.root, i, problem) for i in samples.tolist()]
         else:  # streaming: (key, bytes, label) triples already read from the stream
@@ -134,7 +134,7 @@ class _BatchBuilder(Dataset):
             names = [lambda problem, key=key: f"streamed sample '{key}': {problem}" for key, _, _ in samples]
         sizes = np.ones((len(encoded), 2), dtype=np.int64)
         for k, data in enumerate(encoded):
-            if isinstance(data, UserError):
+            if isinstance(data, CamtrapError):
                 problems.append((k, str(data)))
                 continue
             try:

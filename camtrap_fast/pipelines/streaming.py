@@ -15,7 +15,7 @@ about `shuffle_buffer` positions rather than the whole epoch.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -23,7 +23,7 @@ import numpy as np
 from camtrap_fast.errors import UserError
 from camtrap_fast.sampling.order import epoch_multiplicity, epoch_rng
 from camtrap_fast.sampling.plan import SamplingPlan
-from camtrap_fast.shards.reader import ShardReader
+from camtrap_fast.shards.reader import DamagedSample, ShardReader, check_payload
 from camtrap_fast.shards.sample_index import SampleIndex
 
 T = TypeVar("T")
@@ -42,11 +42,14 @@ def stream_epoch(
     shuffle_buffer: int = 10_000,
     *,
     part: tuple[int, int] = (0, 1),
+    on_damaged: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, bytes, int]]:
     """(key, jpg_bytes, label) for one epoch, read sequentially through webdataset's URL openers.
 
     `samples` gives every sample's label (a split's SampleIndex, or {key: label});
-    the plan must have been made from those labels. `part=(i, k)` streams the
+    the plan must have been made from those labels. With a SampleIndex, every
+    streamed JPEG is checked against its size and CRC-32; a damaged one raises
+    `DamagedSample`, or, given `on_damaged`, is passed to it by message and left out. `part=(i, k)` streams the
     i-th of k round-robin slices of the epoch's shuffled shard list (one per
     DataLoader worker or rank): the k parts together are exactly the epoch.
     With one part, every sample the epoch draws must turn up in the shards.
@@ -56,14 +59,16 @@ def stream_epoch(
         raise ValueError(f"part must be (i, k) with 0 <= i < k, got {part}")
     if shuffle_buffer < 0:
         raise ValueError(f"shuffle_buffer must be >= 0 samples, got {shuffle_buffer}")
-    if isinstance(samples, SampleIndex):
-        keys, labels = samples.keys(), np.asarray(samples.labels)
+    index = samples if isinstance(samples, SampleIndex) else None
+    if index is not None:
+        keys, labels = index.keys(), np.asarray(index.labels)
     else:
         keys, labels = list(samples), np.fromiter(samples.values(), dtype=np.int64, count=len(samples))
     multiplicity = epoch_multiplicity(labels, plan, seed, epoch)
     shard_order = epoch_rng(seed, epoch, _SHARD_ORDER_STREAM).permutation(len(shard_urls))
     urls = [shard_urls[i] for i in shard_order[part_index::part_count].tolist()]
-    drawn = _drawn_samples(urls, _KeyPositions(keys), labels, multiplicity, check_complete=part_count == 1)
+    drawn = _drawn_samples(urls, _KeyPositions(keys), labels, multiplicity, check_complete=part_count == 1,
+                           index=index, on_damaged=on_damaged)
     rng = epoch_rng(seed, epoch, _SHUFFLE_BUFFER_STREAM, part_index)
     return _shuffled(drawn, shuffle_buffer, rng)
 
@@ -98,6 +103,8 @@ def _drawn_samples(
     labels: np.ndarray,
     multiplicity: np.ndarray,
     check_complete: bool,
+    index: SampleIndex | None = None,
+    on_damaged: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, bytes, int]]:
     from webdataset import tariterators  # only streaming needs webdataset
 
@@ -128,6 +135,14 @@ def _drawn_samples(
                 raise UserError(f"{url}: sample '{key}' appears twice in the shards; is a shard listed twice?")
             seen[position] = True
             jpg = sample["jpg"]
+            if index is not None:
+                try:
+                    check_payload(index, position, jpg, url)
+                except DamagedSample as damaged:
+                    if on_damaged is None:
+                        raise
+                    on_damaged(str(damaged))
+                    continue
             for _ in range(int(multiplicity[position])):
                 yield key, jpg, label  # copies share one bytes object
     except FileNotFoundError as error:

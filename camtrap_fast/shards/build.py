@@ -7,10 +7,14 @@ A thin orchestrator over ingest, encode and the tar writer. Two invariants shape
   whatever `--workers` is.
 * Accounting: every listed image ends up in a shard (its whole frame or its crops, see samples.py)
   or in rejected.csv; an image is the unit of work and resumption, so its crops share a shard.
-* Crash safety: a shard is written as `*.tar.tmp` and renamed when complete, then
+* Crash safety: a shard is written under a temporary name and renamed when complete, then
   logged in `.shard-progress.jsonl` with what it consumed. `manifest.json` is written
   last. A rerun with the same fingerprint resumes after the last logged shard; a run
-  with another fingerprint never mixes into it.
+  with another fingerprint never mixes into it, and only ever deletes files of ours
+  (`out_dir`).
+
+Every sample's CRC-32 goes into the index, so readers and `camtrap-fast verify` can tell
+a damaged sample from a good one. Which classes get an output is `trainable`'s decision.
 """
 
 from __future__ import annotations
@@ -20,32 +24,36 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import time
+import zlib
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from camtrap_fast.atomic import TEMP_SUFFIX, AtomicFile, open_atomic, write_text
+from camtrap_fast.atomic import AtomicFile, open_atomic, write_text
 from camtrap_fast.environment import package_versions
-from camtrap_fast.errors import UserError, os_fault
-from camtrap_fast.ingest import load_records
+from camtrap_fast.errors import Fault, UserError
+from camtrap_fast.ingest import load_source
 from camtrap_fast.ingest.crop_plan import CropConfig, select_images
 from camtrap_fast.ingest.filters import FilterConfig
 from camtrap_fast.ingest.records import Record, Rejection
-from camtrap_fast.ingest.splits import SPLITS, SplitConfig, assign_splits
+from camtrap_fast.ingest.splits import SPLITS, SplitConfig, assign_splits, missing_splits, wanted_splits
+from camtrap_fast.processes import die_with_parent
 from camtrap_fast.shards.encode import EncodeConfig, EncodeRejected
-from camtrap_fast.shards.manifest import MANIFEST_FILE, Manifest, SplitInfo, load_manifest
+from camtrap_fast.shards.manifest import Manifest, SplitInfo, load_manifest
+from camtrap_fast.shards.out_dir import PROGRESS_FILE, REJECTED_FILE, RUN_FILE, clean, prepare_out
+from camtrap_fast.shards.progress import log_shard, logged_entries, read_progress
 from camtrap_fast.shards.sample_index import INDEX_FILE, SampleIndex
 from camtrap_fast.shards.samples import crop_fingerprint, crops_manifest, encode_sample, encode_task, plan_samples, samples
 from camtrap_fast.shards.tar_writer import ShardTarWriter
+from camtrap_fast.shards.trainable import (
+    drop_missing, dropped_classes, file_identities, keep_trainable, rare_paths, refuse_untrained,
+)
 
-RUN_FILE = ".shard-run.json"
-PROGRESS_FILE = ".shard-progress.jsonl"
-REJECTED_FILE = "rejected.csv"
 DEFAULT_SHARD_SIZE = 10_000  # ~250 MB of 256-px JPEGs at quality 90: large sequential reads, few files
 
 
@@ -71,6 +79,13 @@ class ShardJob:
             raise UserError(f"--shard-size {self.shard_size}: must be at least 1")
         if self.workers < 1:
             raise UserError(f"--workers {self.workers}: must be at least 1")
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed}: must be 0 or more")
+        source, out = Path(os.path.realpath(self.source)), Path(os.path.realpath(self.out))
+        if self.source.is_dir() and (out == source or source in out.parents):
+            # A class-folder source would read the shards as images of a class "OUT" on the next run.
+            raise UserError(f"{self.out}: is inside the source folder {self.source}; choose an output folder "
+                            "outside it")
 
 
 @dataclass(frozen=True)
@@ -86,26 +101,46 @@ class ShardSummary:
 
 def build_shards(job: ShardJob) -> ShardSummary:
     started = time.perf_counter()
-    format_used, records = load_records(job.source, job.format, job.image_root)
-    kept, rejections, crop_digest = select_images(records, job.crops, job.filters, format_used, job.source, job.image_root)
+    format_used, records, rejections = load_source(job.source, job.format, job.image_root)
+    identities = file_identities(records)
+    # The crop join (detections, annotation boxes) and the filters; `listed`: what passed them.
+    listed, selected_out, crop_digest = select_images(records, job.crops, job.filters, format_used, job.source,
+                                                      job.image_root)
+    kept, missing = drop_missing(listed, identities)
+    kept, unusable = _reject_unusable_rare(kept, job)
+    rejections += selected_out + missing + unusable
+    source_fixed = any(r.split is not None for r in kept)
+    kept, _ = assign_splits(kept, job.split)  # "too small" is decided from what reached the shards, below
+    kept, untrained = keep_trainable(kept)
+    rejections += untrained
     if not kept:
         raise UserError(f"{job.source}: no usable images ({_describe(len(records), rejections)})")
-    kept, small_classes = assign_splits(kept, job.split)
     classes, keys, facts = plan_samples(kept)
-    fingerprint = crop_fingerprint(_fingerprint(job, format_used, records), crop_digest, job.encode)
+    fingerprint = crop_fingerprint(_fingerprint(job, format_used, records, identities), crop_digest, job.encode)
 
-    state = _prepare_out(job, fingerprint)
+    state = prepare_out(job.out, fingerprint, job.overwrite)
     if state == "complete":
-        manifest = load_manifest(job.out)
-        return ShardSummary(manifest, len(records), _count_reasons(job.out), time.perf_counter() - started, 0, 0, True)
+        try:  # complete means intact too: an edited manifest or a stale index is never "already complete"
+            manifest = load_manifest(job.out)
+            for split, info in manifest.splits.items():
+                if info.samples:
+                    manifest.load_index(split)
+            return ShardSummary(manifest, len(records), _count_reasons(job.out), time.perf_counter() - started,
+                                0, 0, True)
+        except Fault:
+            if not job.overwrite:
+                raise
+            clean(job.out, remove_dir=False)  # --overwrite replaces the damaged output
+            state = prepare_out(job.out, fingerprint, job.overwrite)
     created_out = state == "new"
 
-    progress = _read_progress(job.out)
+    progress = read_progress(job.out)
     class_index = {name: i for i, name in enumerate(classes)}
     bar = tqdm(total=len(kept), unit="img", desc="shard", disable=None if job.progress else True, smoothing=0.1)
     encoded = 0
     splits: dict[str, SplitInfo] = {}
-    with _EncoderPool(job.encode, job.workers) as pool:
+    # on_error: whatever goes wrong (a full disk, Ctrl-C), the shard being written leaves no temporary behind
+    with _EncoderPool(job.encode, job.workers) as pool, ExitStack() as on_error:
         for split_number, split in enumerate(SPLITS):
             members = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path][0])
             rng = np.random.default_rng([job.seed, split_number])
@@ -114,9 +149,10 @@ def build_shards(job: ShardJob) -> ShardSummary:
             rejections += [Rejection(*r) for p in done for r in p["rejections"]]
             consumed = done[-1]["consumed"] if done else 0
             bar.update(consumed)
-            entries = [(p["shard"], label, offset, size, key) for p in done for key, label, offset, size in p["samples"]]
+            entries = logged_entries(job.out, done)
             shards = [p["shard"] for p in done]
             writer = _SplitWriter(job, split, len(shards))
+            on_error.callback(writer.discard)
             for record, result in zip(members[consumed:], pool.encode(encode_task(r) for r in members[consumed:])):
                 consumed += 1
                 bar.update(1)
@@ -126,10 +162,11 @@ def build_shards(job: ShardJob) -> ShardSummary:
                 encoded += 1
                 for key, label, jpeg, extra in samples(record, keys[record.path], result):
                     writer.add(key, class_index[label], record, jpeg, extra)
-                if writer.count >= job.shard_size:
+                if writer.count >= job.shard_size:  # an image's crops stay together: a shard may run over
                     shards.append(writer.finish(consumed, entries))
                     rejections += writer.rejections
                     writer = _SplitWriter(job, split, len(shards))
+                    on_error.callback(writer.discard)
             if writer.count:
                 shards.append(writer.finish(consumed, entries))
             rejections += writer.rejections
@@ -137,10 +174,12 @@ def build_shards(job: ShardJob) -> ShardSummary:
             _write_index(job.out, split, shards, entries, facts)
             counts = Counter(classes[e[1]] for e in entries)
             splits[split] = SplitInfo(len(entries), {c: counts.get(c, 0) for c in classes}, tuple(shards))
+            if split == "train":
+                refuse_untrained(classes, splits[split].class_counts, kept, rejections, job.out)
     bar.close()
 
     if not any(info.samples for info in splits.values()):
-        _clean(job.out, remove_dir=created_out)
+        clean(job.out, remove_dir=created_out)
         raise UserError(f"{job.source}: no usable images ({_describe(len(records), rejections)})")
     _write_rejected(job.out, rejections)
     manifest = Manifest(
@@ -150,17 +189,30 @@ def build_shards(job: ShardJob) -> ShardSummary:
         quality=job.encode.quality,
         fingerprint=fingerprint,
         rejected=len(rejections),
-        small_classes=small_classes,
+        small_classes=missing_splits({s: info.class_counts for s, info in splits.items()},
+                                     wanted_splits(kept, job.split, source_fixed)),
+        dropped_classes=dropped_classes(listed, classes, rejections),
+        crops=crops_manifest(job.crops, job.encode),
         command=job.command,
         versions=package_versions(),
         root=job.out,
-        crops=crops_manifest(job.crops, job.encode),
     )
     manifest.save()  # from here on the directory is complete
     for name in (PROGRESS_FILE, RUN_FILE):
         (job.out / name).unlink(missing_ok=True)
     reasons = Counter(r.reason for r in rejections)
     return ShardSummary(manifest, len(records), dict(reasons), time.perf_counter() - started, encoded, len(progress))
+
+
+def _reject_unusable_rare(records: list[Record], job: ShardJob) -> tuple[list[Record], list[Rejection]]:
+    """Decode the few images of rare classes before the class list is fixed (trainable.py says why)."""
+    rare = rare_paths(records)
+    if not rare:
+        return records, []
+    with _EncoderPool(job.encode, min(job.workers, len(rare))) as pool:
+        unusable = [result for result in pool.encode((path, ()) for path in rare) if isinstance(result, Rejection)]
+    paths = {r.path for r in unusable}
+    return [r for r in records if r.path not in paths], unusable
 
 
 class _SplitWriter:
@@ -188,7 +240,7 @@ class _SplitWriter:
             key, {"cls": str(label).encode(), "jpg": jpeg, "json": json.dumps(meta, sort_keys=True).encode()}
         )
         jpg = next(m for m in members if m.extension == "jpg")
-        self.samples.append((key, label, jpg.offset, jpg.size))
+        self.samples.append((key, label, jpg.offset, jpg.size, zlib.crc32(jpeg)))
 
     def finish(self, consumed: int, entries: list) -> str:
         self.tar.close()
@@ -203,19 +255,15 @@ class _SplitWriter:
             "rejections": [[r.path, r.reason, r.detail] for r in self.rejections],
             "samples": [list(s) for s in self.samples],
         }
-        try:  # an append-only log: each line is a shard that is safely in place
-            with open(out / PROGRESS_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(log) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-        except OSError as error:
-            raise os_fault(error, out / PROGRESS_FILE) from None
-        entries.extend([(shard, label, offset, size, key) for key, label, offset, size in self.samples])
+        log_shard(out, log)
+        entries.extend([(shard, label, offset, size, key, crc) for key, label, offset, size, crc in self.samples])
+        self.file = None  # committed: nothing left to discard
         return shard
 
     def discard(self) -> None:
         if self.file is not None:
             self.file.discard()
+            self.file = None
 
 
 class _EncoderPool:
@@ -249,6 +297,8 @@ _worker_config: EncodeConfig | None = None
 def _init_worker(config: EncodeConfig) -> None:
     global _worker_config
     _worker_config = config
+    if multiprocessing.parent_process() is not None:  # a pool worker: end with a killed `shard`
+        die_with_parent()
 
 
 def _encode_one(task: tuple[str, tuple]):
@@ -258,7 +308,7 @@ def _encode_one(task: tuple[str, tuple]):
         return Rejection(task[0], rejected.reason, rejected.detail)
 
 
-def _fingerprint(job: ShardJob, format_used: str, records: list[Record]) -> str:
+def _fingerprint(job: ShardJob, format_used: str, records: list[Record], identities: dict[str, str]) -> str:
     """Everything that changes the bytes written: options, and every input's identity, size and mtime."""
     digest = hashlib.sha256()
     options = {
@@ -272,98 +322,9 @@ def _fingerprint(job: ShardJob, format_used: str, records: list[Record]) -> str:
     }
     digest.update(json.dumps(options, sort_keys=True).encode())
     for record in records:
-        try:
-            stat = os.stat(record.path)
-            identity = f"{stat.st_size}:{stat.st_mtime_ns}"
-        except OSError:
-            identity = "missing"
         digest.update(json.dumps([record.path, record.labels, record.split, record.location, record.seq_id,
-                                  record.frame_num, record.datetime, identity]).encode())
+                                  record.frame_num, record.datetime, identities[record.path]]).encode())
     return digest.hexdigest()[:32]
-
-
-def _prepare_out(job: ShardJob, fingerprint: str) -> str:
-    """Decide what OUT holds: 'new', 'resume' or 'complete'; refuse another dataset unless --overwrite."""
-    out = job.out
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
-    entries = {p.name for p in out.iterdir()} if out.exists() else set()
-    # A kill can leave a temporary of ours behind (`.NAME.RANDOM.tmp`); it is ours to remove.
-    for name in [e for e in entries if e.startswith(".") and e.endswith(TEMP_SUFFIX)]:
-        (out / name).unlink(missing_ok=True)
-        entries.discard(name)
-    ours = {MANIFEST_FILE, RUN_FILE, PROGRESS_FILE, REJECTED_FILE, *SPLITS}
-    if entries - ours:
-        raise UserError(f"{out}: holds files camtrap-fast did not write ({', '.join(sorted(entries - ours)[:3])}); "
-                        "choose an empty or new folder")
-    previous = _previous_fingerprint(out, entries)
-    if previous == fingerprint:
-        if MANIFEST_FILE in entries:
-            for name in (PROGRESS_FILE, RUN_FILE):
-                (out / name).unlink(missing_ok=True)
-            return "complete"
-        _clean_temporaries(out)
-        return "resume"
-    if entries:
-        if not job.overwrite:
-            what = "another dataset or other options" if previous else "an unfinished run of unknown origin"
-            raise UserError(f"{out}: holds {what}; pass --overwrite to replace it, or choose another folder")
-        _clean(out, remove_dir=False)
-    new = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    write_text(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")
-    return "new" if new else "reused"
-
-
-def _previous_fingerprint(out: Path, entries: set[str]) -> str | None:
-    for name in (MANIFEST_FILE, RUN_FILE):
-        if name in entries:
-            try:
-                return json.loads((out / name).read_text(encoding="utf-8")).get("fingerprint")
-            except (OSError, ValueError):
-                return None
-    return None
-
-
-def _read_progress(out: Path) -> list[dict]:
-    """Logged shards whose tar is in place; a torn last line (killed mid-write) is ignored and redone."""
-    path = out / PROGRESS_FILE
-    if not path.exists():
-        return []
-    done = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            break
-        if not (out / entry["shard"]).exists():
-            break
-        done.append(entry)
-    # Shards after the last logged one are redone: remove them so nothing stale stays.
-    logged = {entry["shard"] for entry in done}
-    for split in SPLITS:
-        for tar in (out / split).glob("shard-*.tar") if (out / split).exists() else ():
-            if f"{split}/{tar.name}" not in logged:
-                tar.unlink()
-                tar.with_suffix(".idx").unlink(missing_ok=True)
-    write_text(path, "".join(json.dumps(entry) + "\n" for entry in done))
-    return done
-
-
-def _clean_temporaries(out: Path) -> None:
-    for split in SPLITS:
-        if (out / split).exists():
-            for tmp in (out / split).glob(f"*{TEMP_SUFFIX}"):
-                tmp.unlink()
-
-
-def _clean(out: Path, remove_dir: bool) -> None:
-    for name in (MANIFEST_FILE, RUN_FILE, PROGRESS_FILE, REJECTED_FILE):
-        (out / name).unlink(missing_ok=True)
-    for split in SPLITS:
-        shutil.rmtree(out / split, ignore_errors=True)
-    if remove_dir:
-        shutil.rmtree(out, ignore_errors=True)
 
 
 def _write_index(out: Path, split: str, shards: list[str], entries: list, facts: dict[str, tuple[str, str]]) -> None:
@@ -378,6 +339,7 @@ def _write_index(out: Path, split: str, shards: list[str], entries: list, facts:
         sizes=[e[3] for e in entries],
         shards=shards,
         sequences=[facts[e[4]][0] for e in entries], sources=[facts[e[4]][1] for e in entries],  # key -> (seq, src)
+        crc32=[e[5] for e in entries],
     )
     index.save(out / split / INDEX_FILE)
 
@@ -390,8 +352,12 @@ def _write_rejected(out: Path, rejections: list[Rejection]) -> None:
 
 
 def _count_reasons(out: Path) -> dict[str, int]:
-    with open(out / REJECTED_FILE, newline="", encoding="utf-8") as f:
-        return dict(Counter(row["reason"] for row in csv.DictReader(f)))
+    try:
+        with open(out / REJECTED_FILE, newline="", encoding="utf-8") as f:
+            return dict(Counter(row["reason"] for row in csv.DictReader(f)))
+    except (OSError, UnicodeDecodeError, csv.Error, KeyError) as error:
+        raise Fault(f"{out / REJECTED_FILE}: cannot read ({getattr(error, 'strerror', None) or error}); "
+                    "shard again with --overwrite") from None
 
 
 def _describe(listed: int, rejections: list[Rejection]) -> str:

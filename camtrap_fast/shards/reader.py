@@ -2,15 +2,35 @@
 
 One `os.pread` per sample: no tar parsing, no seek state, so one reader can be
 shared by threads, and each process opens its own descriptors lazily (fork-safe).
+Every read is checked against the index's CRC-32 of the payload: a bit flipped in
+JPEG entropy data still decodes, to a wrong image, so only the checksum can tell.
+zlib's CRC-32 runs at 3-4 GB/s here, about 7 µs for a 25 KB sample, next to
+~0.4 ms to decode it (bench/README.md).
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault, os_fault
 from camtrap_fast.shards.sample_index import SampleIndex
+
+
+class DamagedSample(Fault):
+    """A sample whose bytes are not what the shard run wrote (cut off, or failing its CRC-32); names shard and key."""
+
+
+def check_payload(index: SampleIndex, i: int, data: bytes, where: str) -> None:
+    """Raise DamagedSample unless `data` is sample i's payload as written (length and CRC-32, when the index has it)."""
+    size = int(index.sizes[i])
+    if len(data) != size:
+        raise DamagedSample(f"{where}: sample '{index.key(i)}' is cut off ({len(data)} of {size} bytes; "
+                            "the shard is truncated); run `camtrap-fast verify` on the shard directory")
+    if index.crc32 is not None and zlib.crc32(data) != int(index.crc32[i]):
+        raise DamagedSample(f"{where}: sample '{index.key(i)}' is damaged (CRC32 mismatch); "
+                            "run `camtrap-fast verify` on the shard directory")
 
 
 class ShardReader:
@@ -31,19 +51,17 @@ class ShardReader:
             try:
                 fd = os.open(path, os.O_RDONLY)
             except OSError as error:
-                raise UserError(f"{path}: cannot open shard ({error.strerror})") from None
+                raise os_fault(error, path, "open shard") from None
             self._fds[shard_id] = fd
         return fd
 
     def read(self, i: int) -> bytes:
         shard_id = int(self.index.shard_ids[i])
-        size = int(self.index.sizes[i])
-        data = os.pread(self._fd(shard_id), size, int(self.index.offsets[i]))
-        if len(data) != size:
-            raise UserError(
-                f"{self.root / self.index.shards[shard_id]}: sample '{self.index.key(i)}' is cut off "
-                f"({len(data)} of {size} bytes; the shard is truncated)"
-            )
+        try:
+            data = os.pread(self._fd(shard_id), int(self.index.sizes[i]), int(self.index.offsets[i]))
+        except OSError as error:  # an I/O error from a failing disk, say
+            raise os_fault(error, self.root / self.index.shards[shard_id], "read shard") from None
+        check_payload(self.index, i, data, str(self.root / self.index.shards[shard_id]))
         return data
 
     def close(self) -> None:

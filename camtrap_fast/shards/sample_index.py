@@ -7,18 +7,22 @@ Each sample's sequence id and source image (its relpath; several crops can
 share one) are packed the same way, for per-sequence and per-image aggregation;
 index files written before they existed load with empty strings.
 `offsets`/`sizes` locate the JPEG payload itself (not the tar header), so a
-reader fetches a sample with one `os.pread`.
+reader fetches a sample with one `os.pread`. `crc32` is the CRC-32 (zlib's) of
+each JPEG payload, so every read can tell a damaged sample from a good one: a
+flipped bit in JPEG entropy data still decodes, to a wrong image. Indexes written
+before it existed load with `crc32=None`, and their samples are read unchecked.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
 
 from camtrap_fast.atomic import open_atomic
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault
 
 INDEX_FILE = "index.npz"
 
@@ -38,13 +42,16 @@ class SampleIndex:
     sequence_ends: np.ndarray | None = None  # int64; None: all empty
     source_blob: bytes = b""  # every sample's source image relpath, UTF-8, concatenated
     source_ends: np.ndarray | None = None  # int64; None: all empty
+    crc32: np.ndarray | None = None  # uint32, CRC-32 of each JPEG payload; None in indexes from before it existed
 
     def __post_init__(self) -> None:
         n = len(self.labels)
         for name in ("sequence_ends", "source_ends"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, np.zeros(n, dtype=np.int64))
-        for name in ("shard_ids", "offsets", "sizes", "key_ends", "sequence_ends", "source_ends"):
+        checked = ("shard_ids", "offsets", "sizes", "key_ends", "sequence_ends", "source_ends",
+                   *(("crc32",) if self.crc32 is not None else ()))
+        for name in checked:
             if len(getattr(self, name)) != n:
                 raise ValueError(f"SampleIndex.{name} has {len(getattr(self, name))} entries, labels has {n}")
 
@@ -86,6 +93,7 @@ class SampleIndex:
         shards: list[str],
         sequences: list[str] | None = None,
         sources: list[str] | None = None,
+        crc32: list[int] | None = None,
     ) -> "SampleIndex":
         encoded = [k.encode("utf-8") for k in keys]
         sequence_blob, sequence_ends = _pack(sequences, len(keys))
@@ -102,6 +110,7 @@ class SampleIndex:
             sequence_ends=sequence_ends,
             source_blob=source_blob,
             source_ends=source_ends,
+            crc32=None if crc32 is None else np.asarray(crc32, dtype=np.uint32),
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -119,6 +128,7 @@ class SampleIndex:
                 sequence_ends=self.sequence_ends,
                 source_blob=np.frombuffer(self.source_blob, dtype=np.uint8),
                 source_ends=self.source_ends,
+                **({} if self.crc32 is None else {"crc32": self.crc32}),
             )
 
     @staticmethod
@@ -133,16 +143,19 @@ class SampleIndex:
                     key_blob=data["key_blob"].tobytes(),
                     key_ends=data["key_ends"],
                     shards=tuple(str(s) for s in data["shards"]),
-                    # absent from index files written before sequences and sources were recorded
+                    # absent from index files written before sequences, sources and CRCs were recorded
                     sequence_blob=data["sequence_blob"].tobytes() if "sequence_blob" in data else b"",
                     sequence_ends=data["sequence_ends"] if "sequence_ends" in data else None,
                     source_blob=data["source_blob"].tobytes() if "source_blob" in data else b"",
                     source_ends=data["source_ends"] if "source_ends" in data else None,
+                    crc32=data["crc32"] if "crc32" in data.files else None,
                 )
+        # A listed index that is missing or unreadable is damage to a finished shard directory, not a user mistake.
         except FileNotFoundError:
-            raise UserError(f"{path}: sample index not found (was the shard run completed?)") from None
-        except (OSError, KeyError, ValueError) as error:
-            raise UserError(f"{path}: not a camtrap-fast sample index ({error})") from None
+            raise Fault(f"{path}: sample index not found; the shard directory is incomplete "
+                        "(run `camtrap-fast verify` on it, or shard again with --overwrite)") from None
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise Fault(f"{path}: damaged sample index ({error}); shard again with --overwrite") from None
 
 
 def _pack(texts: list[str] | None, n: int) -> tuple[bytes, np.ndarray]:
