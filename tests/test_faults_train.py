@@ -143,7 +143,7 @@ def test_resume_with_other_options_names_them(baseline, shards, tmp_path, cli):
     assert code == 2 and "--lr 0.001 in the run, 0.01 now" in line and "--seed 0 in the run, 3 now" in line
 
 
-def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli, data_dir):
+def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli):
     resharded = tmp_path / "shards"
     shutil.copytree(shards, resharded)
     run = tmp_path / "run"
@@ -151,9 +151,11 @@ def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli, da
     config = json.loads((run / "config.json").read_text())
     config["shards"] = str(resharded)
     (run / "config.json").write_text(json.dumps(config))
-    manifest = json.loads((resharded / "manifest.json").read_text())
-    manifest["fingerprint"] = "0" * 32  # as a re-shard with other options at the same path writes
-    (resharded / "manifest.json").write_text(json.dumps(manifest))
+    (run / "shards.json").write_text(json.dumps({**json.loads((run / "shards.json").read_text()),
+                                                 "path": str(resharded)}))
+    # the same path, sharded again with other options: what a resume must never silently continue on
+    source = shards.parent / "images" / "annotations.json"
+    assert cli("shard", source, resharded, "--size", "40", "--seed", "7", "--overwrite", "--quiet")[0] == 0
     code, _, err = cli("train", resharded, "--out", run, *TINY, "--resume")
     assert code == 2 and "holds other shards than the ones" in one_line(err)
 
