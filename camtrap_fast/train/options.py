@@ -65,6 +65,8 @@ FLAGS = (
     Flag("--head-lr", "head.lr", float, "phase-2 Adam learning rate"),
     Flag("--head-batch-size", "head.batch_size", int, "phase-2 batch size"),
     Flag("--head-patience", "head.patience", int, "phase-2 early-stopping patience"),
+    Flag("--phase2", "head.method", str, "phase-2 method: retrain (the study's), crt, tau-norm, lws, ncm, "
+         "logit-adjust or balanced-softmax (see `camtrap-fast heads`)", "METHOD"),
     Flag("--backend", "loader.backend", str, "auto (DALI on CUDA when installed, else PIL), dali or pil"),
     Flag("--image-size", "loader.image_size", int, "crop size in pixels"),
     Flag("--crop-scale-min", "loader.crop_scale_min", float, "random-resized-crop minimum area"),
