@@ -21,6 +21,7 @@ COMMANDS = {
     "plan": "camtrap_fast.cli.plan",
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
+    "heads": "camtrap_fast.cli.heads",
     "predict": "camtrap_fast.cli.predict",
     "demo": "camtrap_fast.cli.demo",
     "bench": "camtrap_fast.cli.bench",
