@@ -95,7 +95,7 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     phase1_head.load_state_dict({k: v.detach().cpu().float() for k, v in head.state_dict().items()})
     inputs = HeadInputs.from_caches(phase1_head, caches, config.head, config.loss, seed)
 
-    out_dir = run.root / "heads"
+    out_dir = run.heads_dir
     train_counts = session.train_counts
     keys = manifest.load_index(split).keys()
     notes = []
