@@ -44,7 +44,8 @@ def _focal_alpha(text: str) -> float | str:
 
 
 FLAGS = (
-    Flag("--two-phase", "two_phase", SWITCH, "add phase 2: retrain the final layer on cached features"),
+    Flag("--two-phase", "two_phase", SWITCH, "add phase 2: fit the final layer on cached features "
+         "(by --phase2; the study's retraining on the original data by default)"),
     Flag("--sampling", "sampling.spec", str, "phase-1 rebalancing, e.g. paper-ros-rus-15k or ros:50,rus:150 "
          "(see `camtrap-fast plan`)", "SPEC"),
     Flag("--ros-ratios", "sampling.ros_ratios", str, "ROS ratio per size band, BOUND:RATIO for n < BOUND",
