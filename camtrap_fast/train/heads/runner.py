@@ -84,9 +84,12 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     split = session.eval_split
     model, _, classes = run.load_model(torch_device, phase=1)
     splits = [s for s in ("train", "val", split) if s in session.sizes]
+    # Loaders cost nothing until used (PIL workers and DALI pipelines start on the first epoch), and a split whose
+    # cache is current is never iterated.
     loaders = {s: make_loader(manifest, s, session.loader_config("eval")) for s in dict.fromkeys(splits)}
     try:
         caches, extraction_seconds = cache_features(session, model, loaders)
+        skipped = {s: loader.skipped for s, loader in loaders.items() if loader.skipped}
     finally:
         for loader in loaders.values():
             loader.close()
@@ -104,6 +107,9 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
                      "tau or epoch (optimistic); reshard with a test fraction")
     if not inputs.has_val:
         notes.append("the shards have no val split: tau is fixed at 1 and every epoch runs (no early stopping)")
+    if skipped:
+        notes.append("corrupt samples skipped while extracting features (--skip-corrupt): "
+                     + ", ".join(f"{n} in {s}" for s, n in skipped.items()))
     fits, metrics_of = {}, {}
     for name in methods:
         fit = fit_method(name, inputs)
