@@ -63,6 +63,7 @@ bench: setup
 	$(BIN)/python bench/phase2_head.py
 	test -f $(DEMO)/runs/two-phase/phase2/metrics.json || $(MAKE) --no-print-directory demo
 	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
+	$(BIN)/python bench/phase2_methods.py --run $(DEMO)/runs/two-phase
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks

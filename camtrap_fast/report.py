@@ -57,11 +57,14 @@ def write_report(
     predictions: Predictions | Iterable[Sequence] | None = None,
     extra: Mapping[str, object] | None = None,
     epoch_counts: Sequence[int] | np.ndarray | None = None,
+    confusion_png: bool = True,
 ) -> Path:
     """Write metrics.json, per_class.csv, confusion_matrix.png and (with keyed predictions) predictions.csv.
 
     predictions: a Predictions, or rows (key, true class name, predicted class name, confidence).
     epoch_counts: images per class in one training epoch, for the Count (Epoch) column.
+    confusion_png: False leaves the figure out (about 2 s of matplotlib at 52 classes on a 2-core VM; `heads`
+    writes seven reports and prints its table in seconds).
 
     extra: more JSON fields for metrics.json (wall-clock seconds, config, environment); they may not
     reuse a metric's name.
@@ -79,7 +82,8 @@ def write_report(
     write_bytes(out / "per_class.csv", per_class_csv(metrics, epoch_counts).encode())
     if predictions is not None and predictions.keys is not None:
         write_bytes(out / "predictions.csv", predictions_csv(predictions, metrics.class_names).encode())
-    plot_confusion_matrix(out / "confusion_matrix.png", metrics)
+    if confusion_png:
+        plot_confusion_matrix(out / "confusion_matrix.png", metrics)
     return out
 
 
@@ -227,6 +231,46 @@ def plot_f1_change(
     ax.set_ylabel("change in F1")
     ax.legend(loc="upper left")
     ax.grid(axis="y", alpha=0.3)
+    _save_png(figure, Path(out_path))
+    return Path(out_path)
+
+
+def plot_f1_by_method(
+    out_path: str | Path,
+    class_names: Sequence[str],
+    train_counts: Sequence[int] | np.ndarray,
+    f1_by_method: Mapping[str, Sequence[float] | np.ndarray],
+    reference: str,
+) -> Path:
+    """One panel per method: each species' F1 minus the `reference` method's, species ordered from most to
+    least training images (shared x axis, so a species reads down the column). Undefined F1 leaves a gap."""
+    from matplotlib.figure import Figure
+
+    n = len(class_names)
+    arrays = {name: np.asarray(values, dtype=np.float64) for name, values in f1_by_method.items()}
+    for name, values in arrays.items():
+        if values.shape != (n,):
+            raise ValueError(f"F1 of {name} has shape {values.shape}; give one value per class ({n})")
+    if reference not in arrays:
+        raise ValueError(f"the reference method {reference!r} has no F1 values")
+    counts = np.asarray(train_counts, dtype=np.int64)
+    order = np.argsort(-counts, kind="stable")
+    others = [name for name in arrays if name != reference]
+    rows = max(1, len(others))
+    figure = Figure(figsize=(min(max(6.0, 0.28 * n + 2.0), 30.0), 1.0 + 1.7 * rows), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(rows, 1, sharex=True, sharey=True))
+    positions = np.arange(n)
+    for ax, name in zip(axes, others):
+        change = (arrays[name] - arrays[reference])[order]
+        ax.bar(positions, change, 0.8, color=np.where(change >= 0, "tab:blue", "tab:red"))
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_ylabel(f"{name}\n− {reference}", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(positions, [f"{class_names[i]} ({counts[i]})" for i in order], rotation=90,
+                        fontsize=8 if n <= 30 else 6)
+    axes[-1].set_xlim(-0.6, n - 0.4)
+    axes[-1].set_xlabel("species (training images), most to least frequent")
+    figure.suptitle(f"Per-species F1 change against {reference}")
     _save_png(figure, Path(out_path))
     return Path(out_path)
 

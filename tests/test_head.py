@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+import camtrap_fast.train.head_epochs as epochs_module
 import camtrap_fast.train.head_training as head_module
 from camtrap_fast.losses import LossConfig
 from camtrap_fast.model import split_backbone_head
@@ -86,7 +87,7 @@ def test_custom_epoch_orders_are_followed(problem):
 def test_early_stopping_keeps_the_best_epoch(problem, monkeypatch):
     features, labels, val_features, val_labels, head = problem
     scripted = iter([0.2, 0.5, 0.7, 0.6, 0.65, 0.69, 0.9])  # epoch 0 (the start), 1, 2, ...
-    monkeypatch.setattr(head_module, "_evaluate", lambda *_: (next(scripted), 0.5))
+    monkeypatch.setattr(epochs_module, "_evaluate", lambda *_: (next(scripted), 0.5))
     config = HeadConfig(epochs=10, patience=3, lr=3e-3)
     result = train_head(head, features, labels, val_features, val_labels, config)
     assert [r.epoch for r in result.history] == [0, 1, 2, 3, 4, 5]  # stopped 3 epochs after the best

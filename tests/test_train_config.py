@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def test_every_flag_reaches_its_field():
     config = parse("--two-phase", "--sampling", "paper-ros-rus-5k", "--ros-ratios", "50:9,inf:3", "--arch",
                    "resnet34", "--loss", "focal", "--focal-gamma", "1.5", "--focal-alpha", "inverse-frequency",
                    "--epochs", "7", "--patience", "2", "--lr", "0.01", "--batch-size", "16", "--head-epochs", "4",
-                   "--head-lr", "0.02", "--head-batch-size", "8", "--head-patience", "3", "--backend", "pil",
+                   "--head-lr", "0.02", "--head-batch-size", "8", "--head-patience", "3", "--phase2", "lws",
+                   "--backend", "pil",
                    "--image-size", "96", "--crop-scale-min", "0.5", "--workers", "0", "--skip-corrupt",
                    "--eval-crop", "full",
                    "--device", "cpu", "--seed", "5", "--stream-from", "pipe:cat x")
@@ -47,10 +49,10 @@ def test_every_flag_reaches_its_field():
     assert config.sampling == parse_sampling("paper-ros-rus-5k", "50:9,inf:3")
     assert config.loss == LossConfig("focal", focal_gamma=1.5, focal_alpha="inverse-frequency")
     assert config.phase1 == Phase1Config(epochs=7, patience=2, lr=0.01, batch_size=16)
-    assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3)
+    assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3, method="lws")
     assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True, "full")
     assert (config.device, config.seed, config.stream_from) == ("cpu", 5, "pipe:cat x")
-    assert len(FLAGS) == 27  # a new flag needs a line above
+    assert len(FLAGS) == 28  # a new flag needs a line above
 
 
 def test_config_json_round_trips_exactly(tmp_path):
@@ -60,13 +62,17 @@ def test_config_json_round_trips_exactly(tmp_path):
         shards=tmp_path / "shards", two_phase=True, model=ModelConfig("mobilenet_v3_small", weights),
         sampling=parse_sampling("ros:42,rus:126", "1:10,4:8,8:6,inf:4"),
         loss=LossConfig("weighted-ce", class_weights="effective-number", beta=0.99),
-        phase1=Phase1Config(3, 2, 0.003, 32), head=HeadConfig(5, 0.01, 16, None, (0.8, 0.99), 1e-7, 2),
+        phase1=Phase1Config(3, 2, 0.003, 32), head=HeadConfig(5, 0.01, 16, None, (0.8, 0.99), 1e-7, 2, method="ncm"),
         loader=LoaderOptions("dali", 64, 0.35, 1, True, "full"), device="cuda:1", seed=9, compare=tmp_path / "base",
         stream_from="http://x/shards")
     assert TrainConfig.from_json(config.to_json()) == config
     assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
     focal = dataclasses.replace(config, loss=LossConfig("focal", focal_alpha=0.25))
     assert TrainConfig.from_json(focal.to_json()) == focal
+    # a config.json written before --phase2 existed reads as the study's phase 2
+    older = config.as_dict()
+    del older["head"]["method"]
+    assert TrainConfig.from_json(json.dumps(older)).head.method == "retrain"
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -83,6 +89,8 @@ def test_config_json_round_trips_exactly(tmp_path):
     (["--eval-crop", "middle"], "--eval-crop middle: choose center or full"),
     (["--seed", "-1"], "--seed -1: must be a whole number >= 0"),
     (["--sampling", "bogus"], "--sampling 'bogus': unknown sampling preset"),
+    (["--phase2", "svm"], "--phase2 svm: unknown phase-2 method; choose one of retrain, crt, tau-norm"),
+    (["--phase2", "crt"], "--phase2 crt: needs --two-phase"),
 ])
 def test_errors_name_the_flag(argv, message):
     with pytest.raises(UserError) as error:

@@ -22,6 +22,7 @@ COMMANDS = {
     "verify": "camtrap_fast.cli.verify",
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
+    "heads": "camtrap_fast.cli.heads",
     "predict": "camtrap_fast.cli.predict",
     "demo": "camtrap_fast.cli.demo",
     "bench": "camtrap_fast.cli.bench",

@@ -13,7 +13,8 @@ def add_parser(subparsers) -> None:
         "train",
         help="train a species classifier (baseline, or --two-phase) and write per-species reports",
         description="Phase 1 trains every layer on the --sampling plan; with --two-phase, phase 2 freezes the "
-        "backbone, caches its features once and retrains the final layer on the original, imbalanced data.",
+        "backbone, caches its features once and retrains the final layer on the original, imbalanced data "
+        "(or fits it by another --phase2 method; `camtrap-fast heads RUN` compares them all afterwards).",
     )
     parser.add_argument("shards", type=Path, help="a `camtrap-fast shard` output folder")
     parser.add_argument("--out", type=Path, required=True, help="run directory to create (or continue with --resume)")

@@ -72,6 +72,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError("seed", self.seed, "must be a whole number >= 0")
+        if self.head.method != HeadConfig().method and not self.two_phase:
+            # A baseline run has no phase 2 to change; `heads RUN` fits any method on a baseline run afterwards.
+            raise ConfigError("head.method", self.head.method, "needs --two-phase (a baseline run has no phase 2; "
+                              "`camtrap-fast heads RUN` fits phase-2 methods on a finished run)")
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=1) + "\n"

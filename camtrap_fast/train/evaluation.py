@@ -20,7 +20,7 @@ AGGREGATES = ("none", "sequence")
 
 
 def write_phase_report(out_dir: Path, y_true, y_pred, confidence, keys, classes, train_counts, extra: dict,
-                       epoch_counts=None) -> dict:
+                       epoch_counts=None, confusion_png: bool = True) -> dict:
     """metrics.json, per_class.csv, predictions.csv and the confusion matrix in `out_dir`; returns metrics.json.
 
     train_counts: the original training images per class (rarest/commonest rank by these, in every phase);
@@ -29,7 +29,7 @@ def write_phase_report(out_dir: Path, y_true, y_pred, confidence, keys, classes,
     metrics = compute_metrics(y_true, y_pred, classes, train_counts=train_counts)
     predictions = [(k, classes[t], classes[p], float(c)) for k, t, p, c in zip(keys, y_true, y_pred, confidence)]
     write_report(out_dir, metrics, classes, train_counts=train_counts, predictions=predictions, extra=extra,
-                 epoch_counts=epoch_counts)
+                 epoch_counts=epoch_counts, confusion_png=confusion_png)
     return read_metrics(out_dir)
 
 
@@ -55,9 +55,13 @@ def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Pat
                                                            str(next(model.parameters()).device)))
     scored = predict(model.__call__, loader, manifest.splits[split].samples, loader.device)
     train_counts = np.asarray(list(manifest.splits["train"].class_counts.values()), dtype=np.int64)
-    # The final model's last training epochs: phase 2 retrains on the original data, phase 1 on its plan.
-    epoch_counts = train_counts if phase == 2 else plan_sampling(manifest.splits["train"].class_counts,
-                                                                  config.sampling).target
+    # The final model's last training epochs: phase 2's as its report recorded them (the original data for
+    # retrain, a class-balanced epoch for crt / lws, none for the post-hoc methods), phase 1's plan.
+    if phase == 2:
+        recorded = read_metrics(run.phase_dir(2)).get("epoch_images_per_class")
+        epoch_counts = None if recorded is None else [recorded[c] for c in classes]
+    else:
+        epoch_counts = plan_sampling(manifest.splits["train"].class_counts, config.sampling).target
     index = manifest.load_index(split)
     out = run.eval_dir(split)
     extra = {"phase": phase, "split": split, "model": str(run.model_path(phase)), "skipped_corrupt": loader.skipped,

@@ -6,10 +6,16 @@ from dataclasses import dataclass
 
 from camtrap_fast.errors import ConfigError
 
+# The phase-2 methods (train.heads.registry maps each to its fit function). retrain is the study's phase 2;
+# the others act on the same cached features (Kang et al. 2020; Menon et al. 2021; Ren et al. 2020).
+PHASE2_METHODS = ("retrain", "crt", "tau-norm", "lws", "ncm", "logit-adjust", "balanced-softmax")
+
 
 @dataclass(frozen=True)
 class HeadConfig:
     """Phase-2 head training (the loss and the seed are given beside it: they are the run's).
+
+    method: which phase-2 method `train --two-phase` fits (PHASE2_METHODS; `heads` fits any of them later).
 
     patience: epochs without a better validation macro F1 before stopping (None: train all epochs).
     num_threads: torch CPU threads for the training loop; None means 1, because its matmuls are too small
@@ -26,6 +32,7 @@ class HeadConfig:
     eps: float = 1e-8
     num_threads: int | None = None
     public_ops: bool = False
+    method: str = "retrain"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -39,5 +46,7 @@ class HeadConfig:
             raise ConfigError("patience", self.patience, "must be >= 1 epoch (or None: no early stopping)")
         if len(self.betas) != 2 or not all(0 <= beta < 1 for beta in self.betas):
             raise ConfigError("betas", self.betas, "must be two numbers in [0, 1)")
+        if self.method not in PHASE2_METHODS:
+            raise ConfigError("method", self.method, f"unknown phase-2 method; choose one of {', '.join(PHASE2_METHODS)}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError("num_threads", self.num_threads, "must be >= 1 or None")

@@ -13,7 +13,7 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
   that are made once: no per-step indexing, allocation or view creation;
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
 What remains per step is two matmuls, a softmax, a scatter and the Adam kernel; the matmuls dominate.
-Two of those steps call private torch ops, kept behind `_softmax_into` and `_adam_step`:
+Two of those steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
 bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
 `torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
 to the plain loop. It computes what `head_reference.train_head_reference` computes with nn.Linear + loss
@@ -23,7 +23,7 @@ module + torch.optim.Adam (tests check they agree); use that one to read the mat
 from __future__ import annotations
 
 import contextlib
-import logging
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,12 +33,11 @@ import torch
 from torch import nn
 
 from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
-from camtrap_fast.metrics import macro_f1
 from camtrap_fast.train.head_config import HeadConfig
+from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
 
-__all__ = ["HeadConfig", "HeadResult", "EpochRecord", "shuffled_order", "torch_threads", "train_head"]
-
-log = logging.getLogger(__name__)
+__all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
+           "torch_threads", "train_head"]
 
 # Batches gathered at a time: large enough that the per-chunk work (gather, loss bookkeeping) is small
 # per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
@@ -52,11 +51,17 @@ EVAL_ROWS = 16384
 class _LossTerms:
     """What the closed-form gradient needs: d loss_i / d logits_i = s_i * c_i * (softmax_i - onehot_i), with
     c_i the focal factor (1 for gamma 0) and s_i = w_y / sum of the batch's w_y (weighted mean) or
-    w_y / batch size (plain mean; w = 1 when class_weights is None)."""
+    w_y / batch size (plain mean; w = 1 when class_weights is None).
+
+    logit_offset: a per-class constant added to the logits in training only (balanced softmax: log n_y). The
+    loss sees logits + offset, so the formula above holds with the softmax of the offset logits; since
+    d logits / d bias = 1, the offset is carried inside the trained bias (bias + offset) and taken out again
+    for validation and the result: the same updates at no cost per step."""
 
     gamma: float = 0.0
     class_weights: torch.Tensor | None = None
     weighted_mean: bool = False
+    logit_offset: torch.Tensor | None = None
 
 
 def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
@@ -64,33 +69,6 @@ def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
     if loss.name == "focal":
         return _LossTerms(loss.focal_gamma, weights)
     return _LossTerms(0.0, weights, loss.name == "weighted-ce")
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One line of the training history; epoch 0 is the starting head, before any step."""
-
-    epoch: int
-    train_loss: float | None
-    val_macro_f1: float
-    val_accuracy: float
-    seconds: float
-
-
-@dataclass(frozen=True)
-class HeadResult:
-    """head_state loads into the head (nn.Linear.load_state_dict); best_epoch counts from 1."""
-
-    head_state: dict[str, torch.Tensor]
-    best_epoch: int
-    best_val_macro_f1: float
-    seconds: float
-    history: tuple[EpochRecord, ...]
-
-
-def shuffled_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled sample order of one epoch of head training (int64), seeded by (seed, epoch)."""
-    return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(num_samples))
 
 
 @contextlib.contextmanager
@@ -116,6 +94,37 @@ def _check_inputs(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor,
         raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
 
 
+def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """argmax of logits_of(rows) over `features` in blocks of EVAL_ROWS (int64)."""
+    parts = [logits_of(rows).argmax(1) for rows in features.split(EVAL_ROWS)]
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
+
+class FlatAdam:
+    """Adam on one flat fp32 tensor whose gradient the caller writes into `grad`: torch.optim.Adam(fused=True)'s
+    kernel called directly (torch.optim.Adam.step() costs ~4x this per step, bench/phase2_head.py; 72,780 steps
+    at S9 scale), or that step itself with HeadConfig.public_ops."""
+
+    def __init__(self, theta: torch.Tensor, grad: torch.Tensor, config: HeadConfig, eps: float):
+        self.theta, self.grad, self.config, self.eps = theta, grad, config, eps
+        self.exp_avg = torch.zeros_like(theta)
+        self.exp_avg_sq = torch.zeros_like(theta)
+        self._optimizer: torch.optim.Adam | None = None  # public_ops only
+
+    def step(self, step_count: torch.Tensor) -> None:
+        beta1, beta2 = self.config.betas
+        if self.config.public_ops:
+            if self._optimizer is None:
+                self.theta.grad = self.grad  # the gradient buffer the loop writes into
+                self._optimizer = torch.optim.Adam([self.theta], lr=self.config.lr, betas=(beta1, beta2),
+                                                   eps=self.eps, fused=True)
+            self._optimizer.step()
+            return
+        torch._fused_adam_([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [step_count],
+                           lr=self.config.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
+                           amsgrad=False, maximize=False)
+
+
 class _FusedHead:
     """Weight, gradient and Adam state of a linear head as flat tensors, and the fused training epoch."""
 
@@ -131,12 +140,17 @@ class _FusedHead:
         self.weight[:, :d].copy_(head.weight.detach())
         if head.bias is not None:
             self.weight[:, d].copy_(head.bias.detach())
+        self.offset = torch.zeros(c, device=device)
+        if terms.logit_offset is not None:
+            if terms.logit_offset.shape != (c,):
+                raise ValueError(f"the loss has {len(terms.logit_offset)} logit offsets for a head of {c} classes")
+            self.offset.copy_(terms.logit_offset)
+            self.weight[:, d].add_(self.offset)
         self.grad = torch.zeros_like(self.theta)
         self.grad_w = self.grad.view(c, width)
-        self.exp_avg = torch.zeros_like(self.theta)
-        self.exp_avg_sq = torch.zeros_like(self.theta)
+        # The gradient is kept batch_size times the loss's; eps * batch_size gives the same updates (train_epoch).
+        self.adam = FlatAdam(self.theta, self.grad, config, config.eps * config.batch_size)
         self.steps_done = 0
-        self._optimizer: torch.optim.Adam | None = None  # public_ops only
         self.class_weights = None
         if terms.class_weights is not None:
             if terms.class_weights.shape != (self.num_classes,):
@@ -166,12 +180,11 @@ class _FusedHead:
 
     def state(self) -> dict[str, torch.Tensor]:
         d = self.in_features
-        return {"weight": self.weight[:, :d].contiguous().cpu(), "bias": self.weight[:, d].contiguous().cpu()}
+        return {"weight": self.weight[:, :d].contiguous().cpu(), "bias": (self.weight[:, d] - self.offset).cpu()}
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
-        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features]
-        parts = [torch.addmm(bias, rows.float(), weight_t).argmax(1) for rows in features.split(EVAL_ROWS)]
-        return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+        return predict_rows(features, lambda rows: torch.addmm(bias, rows.float(), weight_t))
 
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
@@ -221,9 +234,7 @@ class _FusedHead:
         to match: Adam's update is invariant to a constant gradient scale apart from eps, so
         eps * batch_size gives exactly the updates of the unscaled gradient.
         """
-        config, b = self.config, self.config.batch_size
-        beta1, beta2 = config.betas
-        eps = config.eps * b
+        b = self.config.batch_size
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
@@ -252,7 +263,7 @@ class _FusedHead:
                     dlogits.mul_(b / rows)
                 # gradient (x batch_size) = dlogits^T inputs, the bias column included
                 torch.mm(dlogits_t, inputs, out=self.grad_w)
-                self._adam_step(step_counts[step], beta1, beta2, eps)
+                self.adam.step(step_counts[step])
                 step += 1
             loss_sum += self._chunk_loss(n)
         self.steps_done += num_batches
@@ -263,20 +274,6 @@ class _FusedHead:
             torch.softmax(logits, 1, out=out)
         else:  # the private op skips the public one's argument handling: 2.4x faster at 64 x 52 (bench)
             torch._softmax(logits, 1, False, out=out)
-
-    def _adam_step(self, step_count: torch.Tensor, beta1: float, beta2: float, eps: float) -> None:
-        """One Adam update of theta from grad: torch.optim.Adam(fused=True)'s kernel, called directly."""
-        if self.config.public_ops:
-            if self._optimizer is None:
-                self.theta.grad = self.grad  # the gradient buffer the loop writes into
-                self._optimizer = torch.optim.Adam([self.theta], lr=self.config.lr, betas=(beta1, beta2), eps=eps,
-                                                   fused=True)
-            self._optimizer.step()
-            return
-        # torch.optim.Adam.step() costs ~4x this call per step (bench/phase2_head.py), 72,780 steps at S9 scale.
-        torch._fused_adam_([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [step_count],
-                           lr=self.config.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False,
-                           maximize=False)
 
     def _focal_row_scale(self, logits, probabilities, targets, row_scale) -> None:
         """batch_size * s_i * c_i for focal loss: c = (1-p)^gamma - gamma * p * (1-p)^(gamma-1) * log p, with p the
@@ -291,13 +288,6 @@ class _FusedHead:
         torch.mul(c, self.config.batch_size / len(logits), out=row_scale)
 
 
-def _evaluate(trainer: _FusedHead, features: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    predicted = trainer.predict(features).cpu().numpy()
-    truth = labels.cpu().numpy()
-    accuracy = float((predicted == truth).mean()) if len(truth) else 0.0
-    return macro_f1(truth, predicted, trainer.num_classes), accuracy
-
-
 def train_head(
     head: nn.Linear,
     train_features: torch.Tensor,
@@ -308,6 +298,7 @@ def train_head(
     loss: LossConfig = LossConfig(),
     seed: int = 0,
     order_for_epoch: Callable[[int], torch.Tensor] | None = None,
+    logit_offset: torch.Tensor | None = None,
 ) -> HeadResult:
     """Retrain `head` (left unmodified) on cached features with a fresh Adam; keep the epoch with the best
     validation macro F1 and stop after `patience` epochs without improvement.
@@ -315,9 +306,10 @@ def train_head(
     Runs on the device the training features are on. The loss's class weights come from the training
     labels' counts, i.e. the distribution trained on. Each epoch visits the rows in
     `order_for_epoch(epoch)` (epochs count from 1; default: a shuffle of every row seeded by (seed, epoch)),
-    so a class-balanced epoch plan trains through the same loop. The starting head is evaluated as epoch 0
-    for the history but is never the result: phase 2 always returns a retrained head. Without validation
-    data (None) every epoch runs and the last one is kept; best_val_macro_f1 is then NaN.
+    so a class-balanced epoch plan trains through the same loop. logit_offset (C,): added to the logits
+    in training only (balanced softmax), not in validation or the result. The starting head is evaluated
+    as epoch 0 for the history but is never the result: phase 2 always returns a retrained head. Without
+    validation data (None) every epoch runs and the last one is kept; best_val_macro_f1 is then NaN.
     """
     started = time.perf_counter()
     device = train_features.device
@@ -328,31 +320,11 @@ def train_head(
         _check_inputs(head, val_features, val_labels, "validation")
     if len(train_labels) == 0:
         raise ValueError("no training features; phase 2 needs at least one labelled feature row")
-    if has_val:
-        val_features = val_features.to(device)
     counts = torch.bincount(train_labels, minlength=head.out_features).cpu().numpy()
     terms = _loss_terms(loss, counts)
-    if order_for_epoch is None:
-        def order_for_epoch(epoch: int) -> torch.Tensor:
-            return shuffled_order(len(train_labels), seed, epoch)
+    if logit_offset is not None:
+        terms = dataclasses.replace(terms, logit_offset=torch.as_tensor(logit_offset, dtype=torch.float32))
     with torch_threads(config.num_threads, device), torch.no_grad():
         trainer = _FusedHead(head, config, terms, device)
-        features = train_features.contiguous()
-        nan = float("nan")
-        val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
-        history = [EpochRecord(0, None, val_f1, val_accuracy, time.perf_counter() - started)]
-        best_state, best_epoch, best_f1, stale = None, 0, nan, 0
-        for epoch in range(1, config.epochs + 1):
-            epoch_started = time.perf_counter()
-            order = torch.as_tensor(order_for_epoch(epoch), dtype=torch.int64).to(device)
-            train_loss = trainer.train_epoch(features, train_labels, order)
-            val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
-            history.append(EpochRecord(epoch, train_loss, val_f1, val_accuracy, time.perf_counter() - epoch_started))
-            log.debug("head epoch %d: loss %.4f, val macro F1 %.4f", epoch, train_loss, val_f1)
-            if not has_val or best_state is None or val_f1 > best_f1:
-                best_state, best_epoch, best_f1, stale = trainer.state(), epoch, val_f1, 0
-            else:
-                stale += 1
-                if config.patience is not None and stale >= config.patience:
-                    break
-    return HeadResult(best_state, best_epoch, best_f1, time.perf_counter() - started, tuple(history))
+        return fit_epochs(trainer, train_features.contiguous(), train_labels, val_features if has_val else None,
+                          val_labels if has_val else None, config, seed, order_for_epoch, started)

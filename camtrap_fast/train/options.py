@@ -44,7 +44,8 @@ def _focal_alpha(text: str) -> float | str:
 
 
 FLAGS = (
-    Flag("--two-phase", "two_phase", SWITCH, "add phase 2: retrain the final layer on cached features"),
+    Flag("--two-phase", "two_phase", SWITCH, "add phase 2: fit the final layer on cached features "
+         "(by --phase2; the study's retraining on the original data by default)"),
     Flag("--sampling", "sampling.spec", str, "phase-1 rebalancing, e.g. paper-ros-rus-15k or ros:50,rus:150 "
          "(see `camtrap-fast plan`)", "SPEC"),
     Flag("--ros-ratios", "sampling.ros_ratios", str, "ROS ratio per size band, BOUND:RATIO for n < BOUND",
@@ -65,6 +66,8 @@ FLAGS = (
     Flag("--head-lr", "head.lr", float, "phase-2 Adam learning rate"),
     Flag("--head-batch-size", "head.batch_size", int, "phase-2 batch size"),
     Flag("--head-patience", "head.patience", int, "phase-2 early-stopping patience"),
+    Flag("--phase2", "head.method", str, "phase-2 method: retrain (the study's), crt, tau-norm, lws, ncm, "
+         "logit-adjust or balanced-softmax (see `camtrap-fast heads`)", "METHOD"),
     Flag("--backend", "loader.backend", str, "auto (DALI on CUDA when installed, else PIL), dali or pil"),
     Flag("--image-size", "loader.image_size", int, "crop size in pixels"),
     Flag("--crop-scale-min", "loader.crop_scale_min", float, "random-resized-crop minimum area"),

@@ -1,25 +1,23 @@
-"""Phase 2: freeze the backbone, cache its features once, retrain the final layer on the original data."""
+"""Phase 2: freeze the backbone, cache its features once, fit the final layer on them with the run's --phase2
+method (the study's: retrain it on the original data), through the same registry as `heads`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from camtrap_fast.model import split_backbone_head
 from camtrap_fast.train.features import FeatureCache, cached_features, extract_to_cache, feature_tag
-from camtrap_fast.train.head_training import train_head
+from camtrap_fast.train.heads.contract import HeadFit, HeadInputs
+from camtrap_fast.train.heads.registry import fit_method
 from camtrap_fast.train.session import Session
 
 
 @dataclass(frozen=True)
 class Phase2Result:
-    head_state: dict
-    best_epoch: int
-    best_val_macro_f1: float
+    fit: HeadFit
     extraction_seconds: float
-    head_seconds: float
     caches: dict[str, FeatureCache]
 
 
@@ -44,14 +42,9 @@ def fit_phase2(session: Session, model, loaders: dict) -> Phase2Result:
     """`loaders`: eval loaders per split present (train always)."""
     caches, extraction_seconds = cache_features(session, model, loaders)
     _, head = split_backbone_head(model)
-    train, val = caches["train"], caches.get("val")
-    start = time.perf_counter()
-    result = train_head(head, train.features, train.labels,
-                        val.features if val is not None else None, val.labels if val is not None else None,
-                        session.config.head, session.config.loss, session.config.seed)
-    head_seconds = time.perf_counter() - start
-    return Phase2Result(result.head_state, result.best_epoch, result.best_val_macro_f1, extraction_seconds,
-                        head_seconds, caches)
+    config = session.config
+    inputs = HeadInputs.from_caches(head, caches, config.head, config.loss, config.seed)
+    return Phase2Result(fit_method(config.head.method, inputs), extraction_seconds, caches)
 
 
 @torch.inference_mode()

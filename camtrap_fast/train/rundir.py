@@ -8,10 +8,12 @@
       shards.json          the shard set this run trained on: path and fingerprint
       checkpoint.pt        phase-1 state after the last finished epoch (for --resume)
       phase1/              model.pt metrics.json per_class.csv predictions.csv confusion_matrix.png
-      features/{split}.pt  the phase-2 feature cache (two-phase runs)
-      phase2/              the same as phase1/, plus f1_change.png
+      features/{split}.pt  the phase-2 feature cache (two-phase runs; a baseline run's after `heads`)
+      phase2/              the same as phase1/ (the --phase2 method's layer), plus f1_change.png
       eval-{split}/        `camtrap-fast eval RUN --split SPLIT`
       summary.json         accuracy and macro-F1 per phase
+      heads/METHOD/        `camtrap-fast heads RUN`: metrics.json per_class.csv predictions.csv head.pt per method
+      heads/summary.csv    one row per method (summary.md: the same table); heads/f1_by_species.png
 
 `Run` is the counterpart of the shards' `Manifest`: `train`, `eval` and `predict` find everything through it.
 A run is only continued on purpose (`--resume`), with the same options and on the same shards.
@@ -65,6 +67,10 @@ class Run:
 
     def eval_dir(self, split: str) -> Path:
         return self.root / f"eval-{split}"
+
+    @property
+    def heads_dir(self) -> Path:
+        return self.root / "heads"
 
     def model_path(self, phase: int) -> Path:
         return self.phase_dir(phase) / "model.pt"

@@ -117,17 +117,21 @@ def _phase2(session: Session, model, eval_loaders: dict) -> dict:
     phase1_dir, phase2_dir = run.phase_dir(1), run.phase_dir(2)
     model.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
     summary = {"phase1": headline(read_metrics(phase1_dir))}
-    print("phase 2: caching frozen-backbone features, then training the final layer on the original data", flush=True)
+    method = config.head.method
+    what = ("retraining the final layer on the original data" if method == "retrain"
+            else f"fitting the final layer by {method}")
+    print(f"phase 2: caching frozen-backbone features, then {what}", flush=True)
     result = fit_phase2(session, model, eval_loaders)
-    save_torch(run.model_path(2), _head_into_model(model, result.head_state))
-    y_true, y_pred, conf = head_predictions(result.head_state, result.caches[eval_split])
+    fit = result.fit
+    save_torch(run.model_path(2), _head_into_model(model, fit.head_state))
+    y_true, y_pred, conf = head_predictions(fit.head_state, result.caches[eval_split])
     keys = manifest.load_index(eval_split).keys(result.caches[eval_split].positions.tolist())
+    epoch_counts = fit.epoch_counts
     metrics = write_phase_report(phase2_dir, y_true, y_pred, conf, keys, classes, train_counts, {
         "phase": 2, "split": eval_split, "feature_extraction_seconds": round(result.extraction_seconds, 2),
-        "head_training_seconds": round(result.head_seconds, 3), "best_epoch": result.best_epoch,
-        "seconds": round(result.extraction_seconds + result.head_seconds, 2),
-        "epoch_images_per_class": dict(zip(classes, map(int, train_counts))),
-        "skipped_corrupt": _skipped(None, eval_loaders), "notes": session.notes()}, epoch_counts=train_counts)
+        **fit.report_fields(), "seconds": round(result.extraction_seconds + fit.seconds, 2),
+        "epoch_images_per_class": None if epoch_counts is None else dict(zip(classes, epoch_counts)),
+        "skipped_corrupt": _skipped(None, eval_loaders), "notes": session.notes()}, epoch_counts=epoch_counts)
     summary["phase2"] = headline(metrics)
     baseline = None
     if config.compare is not None:
