@@ -218,6 +218,26 @@ def test_predict_aggregates_bursts(crop_run, tmp_path, data_dir, cli):
         assert len({r["sequence_class"] for r in members}) == 1 and members[0]["sequence_class"] in AWKWARD
 
 
+@pytest.mark.slow
+def test_predict_into_a_camtrap_dp_package_names_its_media_and_events(crop_run, tmp_path, data_dir, cli):
+    package = data_dir / "camtrap-dp-example"
+    out = tmp_path / "predictions" / "datapackage.json"
+    code, printed, err = cli("predict", crop_run, package / "media", "--aggregate", "sequence", "--sequences",
+                             package, "--out", out)
+    assert code == 0 and "classified 10 of 10 files" in printed and "1 sequences pooled" in printed, err
+    with open(package / "media.csv", newline="") as f:
+        media = {row["fileName"]: row for row in csv.DictReader(f)}
+    with open(out.parent / "observations.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    frames = [r for r in rows if r["observationLevel"] == "media"]
+    local = {name: row for name, row in media.items() if (package / "media" / name).exists()}
+    assert {r["mediaID"] for r in frames} == {row["mediaID"] for row in local.values()}
+    assert all(r["deploymentID"] == "62c200a9" and r["eventID"] == "7245a2aa" for r in frames)
+    assert {r["eventStart"] for r in frames} == {row["timestamp"] for row in local.values()}  # offsets kept
+    (event,) = [r for r in rows if r["observationLevel"] == "event"]
+    assert event["eventID"] == "7245a2aa" and event["eventStart"] < event["eventEnd"]
+
+
 def test_md_json_without_detections_is_refused_before_any_work(tmp_path):
     from camtrap_fast.predict import PredictJob
 

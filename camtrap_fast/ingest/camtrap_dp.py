@@ -163,6 +163,26 @@ def _time(text: str, path: Path, line: int, column: str) -> datetime:
     return value
 
 
+@dataclass(frozen=True)
+class MediaFacts:
+    media_id: str
+    deployment_id: str
+    timestamp: str  # as media.csv gives it: ISO 8601 with its UTC offset
+
+
+def media_facts(source: Path, image_root: Path | None = None) -> dict[str, MediaFacts]:
+    """Absolute path of every local media file of a package -> its mediaID, deploymentID and timestamp, so
+    predictions written back as Camtrap DP observations name the package's own media."""
+    folder, tables = _tables(source)
+    media = _read_table(tables["media"], ("mediaID", "deploymentID", "timestamp", "filePath"))
+    facts = {}
+    for _, row in media:
+        path, _ = _locate(row, folder, image_root)
+        if not is_url(path):
+            facts[os.path.abspath(path)] = MediaFacts(row["mediaID"], row["deploymentID"], row["timestamp"])
+    return facts
+
+
 def _locate(row: dict, folder: Path, image_root: Path | None) -> tuple[str, str]:
     """(path, relpath) of a media file: local, found under --image-root, or the URL itself (rejected later)."""
     file_path = row["filePath"].strip()

@@ -68,6 +68,13 @@ class PredictSummary:
     format: str
 
 
+def _package_media(source: Path | None) -> dict | None:
+    """The media facts of --sequences when it is a Camtrap DP package (observations then name its mediaIDs)."""
+    from camtrap_fast.ingest.camtrap_dp import is_camtrap_dp, media_facts
+
+    return media_facts(source) if source is not None and is_camtrap_dp(source) else None
+
+
 def run_predict(job: PredictJob) -> PredictSummary:
     device = resolve_device(job.device)
     run = Run(job.run)
@@ -97,7 +104,7 @@ def run_predict(job: PredictJob) -> PredictSummary:
     elif fmt == "md-json":
         writers.write_md_json(job.out, job.detections, results, classes, k, run.root, ids, pools)
     else:
-        writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools)
+        writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools, _package_media(job.sequences))
     not_classified = sum(1 for r in results if r.item.not_classified)
     failed = sum(1 for r in results if r.probs is None) - not_classified
     return PredictSummary(classified, len(results), failed, not_classified, other_files,

@@ -62,8 +62,8 @@ def burst_ids(items: Sequence[Item], burst_seconds: float) -> list[str]:
 
 
 def source_ids(items: Sequence[Item], source: Path) -> tuple[list[str], int]:
-    """Per item, the sequence its photo has in `source` (COCO CT / Camtrap DP / CSV with seq_id), and how many
-    photos the source does not list (each then a sequence of its own)."""
+    """Per item, the sequence its photo has in `source` (COCO CT seq_id / Camtrap DP eventID / CSV seq_id, as the
+    source names it), and how many photos the source does not list (each then `frame:FILE`, its own)."""
     from camtrap_fast.ingest import load_records
 
     _, records = load_records(source)
@@ -73,7 +73,7 @@ def source_ids(items: Sequence[Item], source: Path) -> tuple[list[str], int]:
         seq = sequence_of.get(os.path.abspath(item.path))
         if seq is None:
             unmatched.add(item.path)
-        ids.append(f"seq:{seq}" if seq is not None else f"frame:{item.file}")
+        ids.append(seq if seq is not None else f"frame:{item.file}")
     return ids, len(unmatched)
 
 

@@ -130,8 +130,13 @@ def write_md_json(out: Path, detections_path: Path, results: Sequence[Classified
 
 
 def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence[str], run: Path,
-                     sequence_ids: Sequence[str] | None = None, pooled: dict | None = None) -> Path:
-    """observations.csv + datapackage.json in the folder `out` (or beside `out` = .../datapackage.json)."""
+                     sequence_ids: Sequence[str] | None = None, pooled: dict | None = None,
+                     media: dict | None = None) -> Path:
+    """observations.csv + datapackage.json in the folder `out` (or beside `out` = .../datapackage.json).
+
+    media: absolute photo path -> the Camtrap DP package's own facts (ingest.camtrap_dp.media_facts), when the
+    photos are a package's media: rows then name its mediaID, deploymentID and timestamps. Otherwise the
+    photo's path is the mediaID, its folder the deploymentID, and its EXIF time the timestamp."""
     from camtrap_fast.predict.sequences import capture_time
 
     out = camtrap_dp_folder(out)
@@ -141,17 +146,22 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
     out.mkdir(parents=True, exist_ok=True)
     classified_by = f"camtrap-fast {__version__} ({run})"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    times = {r.item.path: capture_time(r.item.path) for r in results}
+    media = media or {}
+    facts = {r.item.path: media.get(os.path.abspath(r.item.path)) for r in results}
+    times = {path: (fact.timestamp if fact is not None else _timestamp(capture_time(path)))
+             for path, fact in facts.items()}
     rows = []
     for n, result in enumerate(results):
         if result.probs is None:
             continue
         item = result.item
         best, probability = top(result.probs, 1)[0]
-        when = _timestamp(times[item.path])
-        media_id = item.file
+        when = times[item.path]
+        fact = facts[item.path]
+        media_id = fact.media_id if fact is not None else item.file
+        deployment = fact.deployment_id if fact is not None else (os.path.dirname(item.file) or ".")
         row = {"observationID": f"{media_id}#{item.detection if item.detection is not None else 0}",
-               "deploymentID": os.path.dirname(item.file) or ".", "mediaID": media_id,
+               "deploymentID": deployment, "mediaID": media_id,
                "eventID": sequence_ids[n] if sequence_ids is not None else "", "eventStart": when, "eventEnd": when,
                "observationLevel": "media", "classificationMethod": "machine", "classifiedBy": classified_by,
                "classificationTimestamp": stamp, "classificationProbability": f"{probability:.4f}", "count": "1",
@@ -160,7 +170,7 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
             row.update(zip(("bboxX", "bboxY", "bboxWidth", "bboxHeight"), (_number(v) for v in item.bbox)))
         rows.append(row)
     if sequence_ids is not None:
-        rows += _event_rows(results, sequence_ids, pooled, classes, times, classified_by, stamp)
+        rows += _event_rows(results, sequence_ids, pooled, classes, times, facts, classified_by, stamp)
     observations = out / "observations.csv"
     with open_atomic(observations, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=OBSERVATION_COLUMNS, restval="")
@@ -179,7 +189,7 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
     return observations
 
 
-def _event_rows(results, sequence_ids, pooled, classes, times, classified_by, stamp) -> list[dict]:
+def _event_rows(results, sequence_ids, pooled, classes, times, facts, classified_by, stamp) -> list[dict]:
     members: dict[str, list] = {}
     for result, seq in zip(results, sequence_ids):
         members.setdefault(seq, []).append(result)
@@ -188,10 +198,12 @@ def _event_rows(results, sequence_ids, pooled, classes, times, classified_by, st
         if seq not in pooled:
             continue
         best, probability = top(pooled[seq], 1)[0]
-        known = sorted(t for t in (times[r.item.path] for r in group) if t is not None)
-        rows.append({"observationID": f"{seq}#event", "deploymentID": os.path.dirname(group[0].item.file) or ".",
-                     "eventID": seq, "eventStart": _timestamp(known[0] if known else None),
-                     "eventEnd": _timestamp(known[-1] if known else None), "observationLevel": "event",
+        known = sorted(t for t in (times[r.item.path] for r in group) if t)
+        first = facts[group[0].item.path]
+        deployment = first.deployment_id if first is not None else (os.path.dirname(group[0].item.file) or ".")
+        rows.append({"observationID": f"{seq}#event", "deploymentID": deployment,
+                     "eventID": seq, "eventStart": known[0] if known else "",
+                     "eventEnd": known[-1] if known else "", "observationLevel": "event",
                      "classificationMethod": "machine", "classifiedBy": classified_by,
                      "classificationTimestamp": stamp, "classificationProbability": f"{probability:.4f}",
                      **_what(classes[best])})
