@@ -26,7 +26,7 @@ import pytest
 import torch
 from PIL import Image
 
-from camtrap_fast.errors import Fault, UserError
+from camtrap_fast.errors import Fault
 from camtrap_fast.ingest.records import Record
 from camtrap_fast.ingest.splits import SplitConfig, assign_splits
 from camtrap_fast.shards.manifest import load_manifest
@@ -169,7 +169,7 @@ def test_loaders_treat_a_crc_mismatch_as_a_corrupt_sample(photos, tmp_path, back
     broken = copy_shards(photos, tmp_path / "flip")
     shard, key = flip_bit(broken, 6)
     with _loader(broken, backend, workers=workers) as loader:
-        with pytest.raises(UserError, match=f"{shard}: sample '{key}' is damaged \\(CRC32 mismatch\\)"):
+        with pytest.raises(Fault, match=f"{shard}: sample '{key}' is damaged \\(CRC32 mismatch\\)"):
             list(loader.epoch(np.arange(12)))
     with _loader(broken, backend, workers=workers, skip_corrupt=True) as loader, caplog.at_level(logging.WARNING):
         labels = torch.cat([y for _, y in loader.epoch(np.arange(12))])
@@ -193,7 +193,7 @@ def test_streamed_samples_are_checked_too(photos, tmp_path):
     assert len(samples) == 11 and key not in {k for k, _, _ in samples} and len(damaged) == 1
     for workers in (0, 2):  # the loader applies its corrupt-sample policy to it
         with _loader(broken, "pil", workers=workers) as loader:
-            with pytest.raises(UserError, match=f"sample '{key}' is damaged"):
+            with pytest.raises(Fault, match=f"sample '{key}' is damaged"):
                 list(loader.stream(urls, plan, seed=0))
         with _loader(broken, "pil", workers=workers, skip_corrupt=True) as loader:
             assert sum(len(y) for _, y in loader.stream(urls, plan, seed=0)) == 11 and loader.skipped == 1

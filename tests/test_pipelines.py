@@ -16,7 +16,7 @@ import torch
 from PIL import Image, ImageOps
 from torchvision.transforms import v2
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.devices import resolve_device
 from camtrap_fast.pipelines import LoaderConfig, eval_inputs, make_loader, resolve_backend, to_inputs
 from camtrap_fast.pipelines import factory
@@ -185,7 +185,7 @@ def test_missing_split_or_shard_is_a_user_error(shards, tmp_path):
         make_loader(shards, "val", config("eval"))
     broken = copy_shards(shards, tmp_path / "copy")
     (broken.root / "train" / "shard-000002.tar").unlink()
-    with pytest.raises(UserError, match="shard-000002.tar: shard listed in the train index is missing"):
+    with pytest.raises(Fault, match="shard-000002.tar: shard listed in the train index is missing"):
         make_loader(broken, "train", config("eval"))
 
 
@@ -273,7 +273,7 @@ def test_corrupt_sample_is_an_error_naming_shard_and_key(shards, tmp_path, worke
     broken = copy_shards(shards, tmp_path / "copy")
     shard, key = overwrite_payload(broken, 11, at=2, data=b"\x00" * 40)
     loader = make_loader(broken, "train", config("eval", workers=workers))
-    with pytest.raises(UserError, match=f"{shard}: sample '{key}' has a damaged header"):
+    with pytest.raises(Fault, match=f"{shard}: sample '{key}' has a damaged header"):
         run_epoch(loader, np.arange(30))
 
 
@@ -296,7 +296,7 @@ def test_truncated_shard_names_the_cut_off_sample(shards, tmp_path):
     index = broken.load_index("train")
     victim = int(np.flatnonzero(index.shard_ids == 1)[2])
     shard, key = truncate_in(broken, victim)
-    with pytest.raises(UserError, match=f"{shard}: sample '{key}' is cut off"):
+    with pytest.raises(Fault, match=f"{shard}: sample '{key}' is cut off"):
         run_epoch(make_loader(broken, "train", config("train")), np.arange(30))
     loader = make_loader(broken, "train", config("eval", skip_corrupt=True))
     _, labels, _ = run_epoch(loader, np.arange(30))
@@ -409,7 +409,7 @@ def test_streaming_skips_and_counts_a_corrupt_sample(shards, tmp_path):
     plan = plan_sampling(counts, parse_sampling("none"))
     urls = [str(p) for p in broken.shard_paths("train")]
     with make_loader(broken, "train", config("train", batch_size=8, drop_last=False, workers=0)) as loader:
-        with pytest.raises(UserError, match=f"streamed sample '{index.key(0)}'"):
+        with pytest.raises(Fault, match=f"streamed sample '{index.key(0)}'"):
             list(loader.stream(urls, plan, seed=0))
     with make_loader(broken, "train", config("train", batch_size=8, drop_last=False, workers=0,
                                              skip_corrupt=True)) as loader:

@@ -11,7 +11,7 @@ import torch
 
 pytest.importorskip("nvidia.dali")
 
-from camtrap_fast.errors import UserError  # noqa: E402
+from camtrap_fast.errors import Fault  # noqa: E402
 from camtrap_fast.pipelines import LoaderConfig, make_loader  # noqa: E402
 from pipeline_fixtures import copy_shards, make_photo_shards, overwrite_payload, payload, truncate_in  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_corrupt_header_is_an_error_naming_shard_and_key(shards, tmp_path):
     broken = copy_shards(shards, tmp_path / "copy")
     shard, key = overwrite_payload(broken, 17, at=2, data=b"\x00" * 40)
     strict = make_loader(broken, "train", config("train", feed_workers=1))  # the parallel feed flags it too
-    with pytest.raises(UserError, match=f"{shard}: sample '{key}' has a damaged header"):
+    with pytest.raises(Fault, match=f"{shard}: sample '{key}' has a damaged header"):
         run_epoch(strict, np.arange(30))
     assert len(run_epoch(strict, np.arange(16))[1]) == 16  # the loader stays usable after the error
     loader = make_loader(broken, "train", config("eval", skip_corrupt=True))
@@ -109,7 +109,7 @@ def test_decoder_failure_past_the_header_check_is_named_or_skipped(shards, tmp_p
     # Markers and lengths stay valid, so the header check passes, but libjpeg refuses the Huffman table counts.
     at = original.index(b"\xff\xc4") + 5
     shard, key = overwrite_payload(broken, 12, at=at, data=b"\xff" * 16)
-    with pytest.raises(UserError, match=f"{shard}: sample '{key}' cannot be decoded"):
+    with pytest.raises(Fault, match=f"{shard}: sample '{key}' cannot be decoded"):
         run_epoch(make_loader(broken, "train", config("eval", feed_workers=1)), np.arange(30))
     loader = make_loader(broken, "train", config("train", skip_corrupt=True, drop_last=False))
     _, labels, sizes = run_epoch(loader, np.arange(30))  # the pipeline is rebuilt and resumes at that batch
@@ -122,7 +122,7 @@ def test_truncated_shard_is_an_error_naming_the_sample(shards, tmp_path):
     index = broken.load_index("train")
     victim = int(np.flatnonzero(index.shard_ids == 2)[0])
     shard, key = truncate_in(broken, victim)
-    with pytest.raises(UserError, match=f"{shard}: sample '{key}' is cut off"):
+    with pytest.raises(Fault, match=f"{shard}: sample '{key}' is cut off"):
         run_epoch(make_loader(broken, "train", config("eval")), np.arange(30))
 
 

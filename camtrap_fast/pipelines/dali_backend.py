@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from camtrap_fast.atomic import open_atomic
-from camtrap_fast.errors import CamtrapError, UserError
+from camtrap_fast.errors import CamtrapError, Fault
 from camtrap_fast.pipelines.config import LoaderConfig
 from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops, eval_window
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
@@ -173,7 +173,7 @@ class DaliLoader(Loader):
         if not culprits:
             first, last = int(order[start]), int(order[stop - 1])
             shard = self.reader.root / self.index.shards[int(self.index.shard_ids[first])]
-            raise UserError(
+            raise Fault(
                 f"{shard}: DALI failed on the batch of samples '{self.index.key(first)}' to '{self.index.key(last)}' "
                 f"and PIL decodes them all, so no single sample can be blamed ({detail or str(error)[:200]})"
             )

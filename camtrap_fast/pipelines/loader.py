@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.pipelines.config import LoaderConfig
 from camtrap_fast.pipelines.normalize import to_inputs
 from camtrap_fast.shards.manifest import Manifest
@@ -53,7 +53,8 @@ class Loader(abc.ABC):
         self.skipped_positions: list[int] = []
         missing = [str(manifest.root / s) for s in self.index.shards if not (manifest.root / s).is_file()]
         if missing:
-            raise UserError(f"{missing[0]}: shard listed in the {split} index is missing ({len(missing)} missing)")
+            raise Fault(f"{missing[0]}: shard listed in the {split} index is missing ({len(missing)} missing); "
+                        f"run `camtrap-fast verify {manifest.root}`")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(split={self.split!r}, device={self.device}, config={self.config})"
@@ -143,7 +144,7 @@ class Loader(abc.ABC):
     def _corrupt(self, message: str, position: int | None = None) -> None:
         """The one error policy: raise, or (skip_corrupt) count, log and go on. `position`: in the epoch's order."""
         if not self.config.skip_corrupt:
-            raise UserError(f"{message} (pass skip_corrupt / --skip-corrupt to skip such samples)")
+            raise Fault(f"{message} (pass --skip-corrupt to skip and count such samples)")
         self.skipped += 1
         if position is not None:
             self.skipped_positions.append(int(position))

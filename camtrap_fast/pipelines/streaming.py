@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.sampling.order import epoch_multiplicity, epoch_rng
 from camtrap_fast.sampling.plan import SamplingPlan
 from camtrap_fast.shards.reader import DamagedSample, ShardReader, check_payload
@@ -126,13 +126,13 @@ def _drawn_samples(
             if position < 0:
                 raise UserError(f"{url}: sample '{key}' is not in the sample index; stream the shards it was built from")
             if "jpg" not in sample or "cls" not in sample:
-                raise UserError(f"{url}: sample '{key}' lacks its .jpg or .cls member; re-write this shard")
+                raise Fault(f"{url}: sample '{key}' lacks its .jpg or .cls member; re-write this shard")
             label = int(labels[position])
             if int(sample["cls"]) != label:
                 shard_label = int(sample["cls"])
-                raise UserError(f"{url}: sample '{key}' has class {shard_label} in the shard, {label} in the index")
+                raise Fault(f"{url}: sample '{key}' has class {shard_label} in the shard, {label} in the index")
             if seen[position]:
-                raise UserError(f"{url}: sample '{key}' appears twice in the shards; is a shard listed twice?")
+                raise Fault(f"{url}: sample '{key}' appears twice in the shards; is a shard listed twice?")
             seen[position] = True
             jpg = sample["jpg"]
             if index is not None:
