@@ -340,3 +340,9 @@ def test_collectives_use_the_ranks_device(monkeypatch, device, backend):
     monkeypatch.setattr(dist, "broadcast", lambda tensor, src: None)
     assert distributed.broadcast_flag(world, True) is True
     assert made == [world.collective_device]
+
+
+def test_an_unreadable_stream_is_one_line_naming_the_url(shards, tmp_path, cli):
+    code, _, err = cli("train", shards, "--out", tmp_path / "r", *TINY, "--stream-from", "pipe:exit 3 #")
+    line = one_line(err)
+    assert code == 1 and "pipe:exit 3 #/train/shard-" in line and "cannot read the shard stream" in line

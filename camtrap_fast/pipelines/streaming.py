@@ -14,7 +14,9 @@ about `shuffle_buffer` positions rather than the whole epoch.
 
 from __future__ import annotations
 
+import re
 import shlex
+import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
@@ -147,6 +149,15 @@ def _drawn_samples(
                 yield key, jpg, label  # copies share one bytes object
     except FileNotFoundError as error:
         raise UserError(f"{error.filename or error.args[-1]}: shard not found") from None
+    except (tarfile.TarError, OSError) as error:  # an unreachable URL, a failing pipe, a cut-off stream
+        where = next((arg for arg in reversed(error.args) if isinstance(arg, str) and "://" in arg or
+                      isinstance(arg, str) and arg.startswith("pipe:")), None) or ", ".join(urls[:1]) or "?"
+        detail = error.args[0] if error.args and isinstance(error.args[0], str) else type(error).__name__
+        status = re.search(r"exit (\d+) \(read\)", str(error))  # webdataset's words for a failed curl/pipe
+        if status:
+            detail = f"the reader command exited with status {status.group(1)}"
+        raise Fault(f"{where}: cannot read the shard stream ({detail}); check --stream-from and that the "
+                    "shards are there") from None
     if check_complete:
         missing = np.flatnonzero((multiplicity > 0) & ~seen)
         if missing.size:
