@@ -346,3 +346,14 @@ def test_an_unreadable_stream_is_one_line_naming_the_url(shards, tmp_path, cli):
     code, _, err = cli("train", shards, "--out", tmp_path / "r", *TINY, "--stream-from", "pipe:exit 3 #")
     line = one_line(err)
     assert code == 1 and "pipe:exit 3 #/train/shard-" in line and "cannot read the shard stream" in line
+
+
+def test_scores_without_a_test_split_are_flagged_as_model_selection_scores(shards, tmp_path, cli):
+    source = shards.parent / "images" / "annotations.json"
+    assert cli("shard", source, tmp_path / "no-test", "--size", "40", "--split", "0.8,0.2,0", "--quiet")[0] == 0
+    code, out, err = cli("train", tmp_path / "no-test", "--out", tmp_path / "run", *TINY)
+    assert code == 0, err
+    assert "(scores on the val split)" in out and "warning: the shards have no test split" in out.splitlines()[-1]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["split"] == "val" and "model-selection scores" in summary["warnings"][0]
+    assert json.loads((tmp_path / "run" / "phase1" / "metrics.json").read_text())["split"] == "val"

@@ -40,5 +40,7 @@ def format_summary(summary: dict, run: Path) -> str:
     for name in ("baseline", "phase1", "phase2"):
         if name in summary:
             lines.append(f"{name:<10}{summary[name]['accuracy']:>10.3f}{summary[name]['macro_f1']:>10.3f}")
-    lines.append(f"reports: {run}/phase1" + (f", {run}/phase2" if "phase2" in summary else ""))
+    lines.append(f"reports: {run}/phase1" + (f", {run}/phase2" if "phase2" in summary else "")
+                 + f" (scores on the {summary.get('split', 'test')} split)")
+    lines += [f"warning: {warning}" for warning in summary.get("warnings", ())]
     return "\n".join(lines)

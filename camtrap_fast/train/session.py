@@ -125,9 +125,14 @@ class Session:
             notes.append(f"each phase-1 epoch also trains on its last partial batch of "
                          f"{self.epoch_samples % batch} images (dropping it would lose more than "
                          f"{MAX_DROPPED_FRACTION:.0%} of the epoch)")
+        return notes + self.score_warnings()
+
+    def score_warnings(self) -> list[str]:
+        """What the reported scores are not: said again beside them at the end."""
+        warnings = []
         if self.eval_split == "val":
-            notes.append("the shards have no test split: reported scores are on val, the split that also chose "
-                         "the best epoch (model-selection scores, optimistic); reshard with a test fraction")
+            warnings.append("the shards have no test split: reported scores are on val, the split that also "
+                            "chose the best epoch (model-selection scores, optimistic); reshard with a test fraction")
         if "val" not in self.sizes:
-            notes.append("the shards have no val split: early stopping is off and the last epoch is kept")
-        return notes
+            warnings.append("the shards have no val split: early stopping is off and the last epoch is kept")
+        return warnings

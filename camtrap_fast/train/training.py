@@ -106,7 +106,7 @@ def _train(session: Session) -> dict:
         summary.update(_phase2(session, model.module if world.distributed else model, eval_loaders))
     if world.is_main:
         previous = json.loads(run.summary_path.read_text()) if run.summary_path.exists() else {}
-        summary = {**previous, **summary}
+        summary = {**previous, **summary, "split": session.eval_split, "warnings": session.score_warnings()}
         run.write_json(run.summary_path.name, summary)
     return summary
 
