@@ -44,3 +44,16 @@ def cli(capsys):
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """A tiny synthetic shard set (~350 images, 52 classes, 40 px), made once per test session and shared:
+    tests must not change it (copy it first)."""
+    from camtrap_fast.cli import main
+
+    root = tmp_path_factory.mktemp("tiny")
+    assert main(["synth", str(root / "images"), "--scale", "0.0005", "--size", "48", "--seed", "1"]) == 0
+    assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
+                 "--quiet"]) == 0
+    return root / "shards"

@@ -26,14 +26,8 @@ TINY = ["--epochs", "1", "--patience", "1", "--image-size", "32", "--batch-size"
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    from camtrap_fast.cli import main
-
-    root = tmp_path_factory.mktemp("faults")
-    assert main(["synth", str(root / "images"), "--scale", "0.0005", "--size", "48", "--seed", "1"]) == 0
-    assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
-                 "--quiet"]) == 0
-    return root / "shards"
+def shards(tiny_shards):
+    return tiny_shards
 
 
 @pytest.fixture(scope="module")

@@ -20,17 +20,6 @@ METRIC_FIELDS = ("num_samples", "accuracy", "macro_precision", "macro_recall", "
 
 
 @pytest.fixture(scope="module")
-def tiny_shards(tmp_path_factory):
-    from camtrap_fast.cli import main
-
-    root = tmp_path_factory.mktemp("tiny-heads")
-    assert main(["synth", str(root / "images"), "--scale", "0.0005", "--size", "48", "--seed", "1"]) == 0
-    assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
-                 "--quiet"]) == 0
-    return root / "shards"
-
-
-@pytest.fixture(scope="module")
 def runs(tiny_shards, tmp_path_factory):
     from camtrap_fast.cli import main
 

@@ -19,17 +19,6 @@ TINY = ["--epochs", "2", "--patience", "2", "--image-size", "32", "--batch-size"
 
 
 @pytest.fixture(scope="module")
-def tiny_shards(tmp_path_factory):
-    from camtrap_fast.cli import main
-
-    root = tmp_path_factory.mktemp("tiny")
-    assert main(["synth", str(root / "images"), "--scale", "0.0005", "--size", "48", "--seed", "1"]) == 0
-    assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
-                 "--quiet"]) == 0
-    return root / "shards"
-
-
-@pytest.fixture(scope="module")
 def two_phase_run(tiny_shards, tmp_path_factory):
     from camtrap_fast.cli import main
 
