@@ -140,10 +140,10 @@ def claims_md(scores: StudyScores, sections: Sequence[Section], title: str) -> s
              f"Each line: the models compared, the metric, the mean over {n} seed{'s' if n != 1 else ''} of the "
              "per-seed paired differences (seed s of one model minus seed s of the other: a seed fixes the initial "
              "weights, so pairing removes their share of the seed-to-seed spread), the 95 % interval of that mean "
-             f"(paired t, {max(n - 1, 0)} degrees of freedom: exact for normal differences and honestly wide at few "
+             f"(paired t with N − 1 = {max(n - 1, 0)} degree{'s' if n != 2 else ''} of freedom: exact for normal differences and honestly wide at few "
              "seeds, where a bootstrap's interval is far too narrow), and the verdict: **holds** when the whole "
              "interval is above the claim's threshold (0 unless stated), **does not hold** when it is below, "
-             f"**inconclusive at {n} seeds** otherwise. Scores are on the test split.\n\n"]
+             f"**inconclusive at {n} seeds** otherwise. Scores are on the {scores.split} split.\n\n"]
     for section in sections:
         parts.append(f"## {section.statement}\n\n")
         if section.claims:

@@ -61,6 +61,11 @@ class StudyScores:
     metrics: dict[tuple[str, str], tuple[dict, ...]]
     epoch_counts: dict[tuple[str, str], tuple[int, ...] | None]
 
+    @property
+    def split(self) -> str:
+        """The split every score is on: test, or val when the shards have no test split."""
+        return self.metrics[(self.models[0].label, "1")][0].get("split", "test")
+
     def phases(self, model: Model) -> tuple[str, ...]:
         return model.phases + self.methods
 

@@ -11,8 +11,9 @@ the tables, figures and claims.
 A killed study rerun with the same command skips the finished runs (their study.json), resumes the interrupted
 one (`train(..., resume=True)`: phase 1 from its last finished epoch, phase 2 from the feature cache) and ends
 with the same tables, byte for byte: runs are seeded and deterministic on CPU, and the tables are made from the
-runs' metrics.json alone. Shared work is done once: one shard set; one feature cache per run, which phase 2 and
-every method read (a baseline's is extracted once by `heads`); all methods fitted on that cache in one call.
+runs' metrics.json alone. Shared work is done once: one shard set; each split's eval images, decoded once for
+all runs (pipelines.decoded); one feature cache per run, which phase 2 and every method read (a baseline's is
+extracted once by `heads`); all methods fitted on that cache in one call.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from camtrap_fast import atomic
 from camtrap_fast.errors import UserError
+from camtrap_fast.pipelines.decoded import DecodedSplits
 from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.study.claims import check_claims, claims_md
 from camtrap_fast.study.collect import StudyScores, collect
@@ -53,6 +55,7 @@ def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
     runs = config.runs()
     seconds_of: dict[str, list[float]] = {}
     trained = 0
+    decoded = DecodedSplits()  # every run's eval images, decoded once for the whole study
     for number, run in enumerate(runs, 1):
         head = f"study: run {number}/{len(runs)} ({run})"
         if run.finished():
@@ -64,26 +67,29 @@ def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
         print(f"{head}: {'resuming ' if resumed else ''}{what}, sampling {run.regime.spec.text}; elapsed "
               f"{_duration(time.perf_counter() - started)}, {left}", flush=True)
         run_started = time.perf_counter()
-        _train_run(config, run, resumed, progress)
+        _train_run(config, run, resumed, progress, decoded)
         seconds_of.setdefault(run.label, []).append(time.perf_counter() - run_started)
         trained += 1
     scores = collect(config)
     files = write_outputs(config, scores)
     seconds = time.perf_counter() - started
+    shared = (f"; eval images decoded once ({decoded.decoded_images}), served {decoded.served_images} times"
+              if decoded.decoded_images else "")
     print(f"study: {len(runs)} runs ({trained} trained now, {len(runs) - trained} finished before) in "
-          f"{_duration(seconds)}; tables in {config.out}", flush=True)
+          f"{_duration(seconds)}{shared}; tables in {config.out}", flush=True)
     return StudyResult(config.out, len(runs), trained, seconds, scores, files)
 
 
-def _train_run(config: StudyConfig, run: StudyRun, resumed: bool, progress: bool) -> None:
+def _train_run(config: StudyConfig, run: StudyRun, resumed: bool, progress: bool, decoded: DecodedSplits) -> None:
     """Train (or resume) the run unless its training finished, fit every method on its cache, then mark it done."""
     summary_path = run.root / "summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     if ("phase2" if run.regime.two_phase else "phase1") not in summary:
-        train(config.run_config(run), run.root, resume=resumed, progress=progress)
+        train(config.run_config(run), run.root, resume=resumed, progress=progress,
+              make_eval_loader=decoded.make_loader)
     methods_started = time.perf_counter()
     result = fit_heads(run.root, config.methods, device=config.train.device,
-                       skip_corrupt=config.train.loader.skip_corrupt)
+                       skip_corrupt=config.train.loader.skip_corrupt, make_eval_loader=decoded.make_loader)
     extracted = f"features extracted for {', '.join(result.extracted)}, " if result.extracted else ""
     print(f"  phase-2 methods: {extracted}{len(result.rows)} fitted in "
           f"{time.perf_counter() - methods_started:.1f} s", flush=True)

@@ -67,7 +67,7 @@ def _by_phase(scores: StudyScores, model: Model, phase: str, metric: str) -> str
 
 def table_md(scores: StudyScores, title: str, regime_notes: Sequence[str]) -> str:
     seeds = len(scores.seeds)
-    split = scores.metrics[(scores.models[0].label, "1")][0].get("split", "test")
+    split = scores.split
     parts = [f"# {title}\n\n",
              f"Scores on the {split} split, mean ± sample standard deviation over {seeds} seed"
              f"{'s' if seeds != 1 else ''} ({', '.join(map(str, scores.seeds))}). Phase 1: the model trained on the "
