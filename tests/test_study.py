@@ -129,6 +129,9 @@ def test_paired_interval_and_verdicts():
     assert verdict(paired([0.10, 0.11, 0.09])) == "holds"
     assert verdict(paired([-0.10, -0.11, -0.09])) == "does not hold"
     assert verdict(paired([0.05])) == "inconclusive at 1 seed"
+    # ties (a metric counted in test images): no interval of no width, no verdict
+    tied = paired([0.015, 0.015])
+    assert (tied.low, tied.high, verdict(tied)) == (None, None, "inconclusive at 2 seeds")
     # a non-inferiority claim: above -0.02
     assert verdict(paired([-0.010, -0.011, -0.009]), threshold=-0.02) == "holds"
     assert verdict(paired([-0.010, -0.011, -0.009])) == "does not hold"

@@ -34,11 +34,18 @@ class Claim:
 
     def line(self) -> str:
         r = self.result
-        seeds = ", ".join(f"{d:+.3f}" for d in r.differences)
-        interval = "no interval at 1 seed" if r.low is None else f"95 % CI [{r.low:+.3f}, {r.high:+.3f}]"
-        bar = "" if self.threshold == 0 else f" (claimed: above {self.threshold:+.3f})"
-        return (f"- {self.subject}: {self.metric}, {self.comparison} = {r.mean:+.3f} (per seed {seeds}), "
+        seeds = ", ".join(map(_signed, r.differences))
+        if r.low is not None:
+            interval = f"95 % CI [{_signed(r.low)}, {_signed(r.high)}]"
+        else:
+            interval = "no interval at 1 seed" if r.seeds == 1 else "no interval: every seed gave the same difference"
+        bar = "" if self.threshold == 0 else f" (claimed: above {_signed(self.threshold)})"
+        return (f"- {self.subject}: {self.metric}, {self.comparison} = {_signed(r.mean)} (per seed {seeds}), "
                 f"{interval}{bar}: {self.verdict}")
+
+
+def _signed(value: float) -> str:
+    return f"{round(value, 3) + 0.0:+.3f}"  # + 0.0: a difference that rounds to zero reads +0.000, never -0.000
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ def check_claims(scores: StudyScores) -> list[Section]:
         "beats-phase1": "Two-phase training beats rebalancing alone (its phase 1) on macro F1 "
                         "(the study: by 6.1 % on average)",
         "f1": "Two-phase training improves macro F1 (the minority classes) over the baseline",
-        "accuracy": f"... with limited loss of accuracy: at most {LITTLE_LOSS:.2f} below the baseline",
+        "accuracy": f"Two-phase training costs little accuracy: at most {LITTLE_LOSS:.2f} below the baseline's",
         "best": "The best two-phase model beats the baseline on macro F1 (the study's best: ROS&RUS)",
         "combined": "Combining ROS and RUS beats ROS alone and RUS alone (two-phase models, macro F1)",
         "rus": "Two-phase RUS raises per-class F1 over the baseline for the classes with non-zero F1 "
@@ -143,7 +150,8 @@ def claims_md(scores: StudyScores, sections: Sequence[Section], title: str) -> s
              f"(paired t with N − 1 = {max(n - 1, 0)} degree{'s' if n != 2 else ''} of freedom: exact for normal differences and honestly wide at few "
              "seeds, where a bootstrap's interval is far too narrow), and the verdict: **holds** when the whole "
              "interval is above the claim's threshold (0 unless stated), **does not hold** when it is below, "
-             f"**inconclusive at {n} seeds** otherwise. Scores are on the {scores.split} split.\n\n"]
+             f"**inconclusive at {n} seeds** otherwise (always so without an interval: at 1 seed, or when every seed "
+             f"gave the same difference). Scores are on the {scores.split} split.\n\n"]
     for section in sections:
         parts.append(f"## {section.statement}\n\n")
         if section.claims:

@@ -48,7 +48,9 @@ def sample_std(values: Sequence[float]) -> float | None:
 
 @dataclass(frozen=True)
 class Paired:
-    """Per-seed differences A - B, their mean and the 95 % paired t interval (None below 2 seeds)."""
+    """Per-seed differences A - B, their mean and the 95 % paired t interval: None below 2 seeds, and None when
+    every seed gave the same difference (ties are common in a metric counted in test images, and a t interval of
+    no width would claim a certainty those few seeds do not have)."""
 
     differences: tuple[float, ...]
     mean: float
@@ -66,7 +68,7 @@ def paired(differences: Sequence[float]) -> Paired:
         raise ValueError("no paired differences: the two models share no seed")
     centre = mean(values)
     std = sample_std(values)
-    if std is None:
+    if not std:
         return Paired(values, centre, None, None)
     half = t_975(len(values) - 1) * std / math.sqrt(len(values))
     return Paired(values, centre, centre - half, centre + half)
@@ -74,7 +76,7 @@ def paired(differences: Sequence[float]) -> Paired:
 
 def verdict(result: Paired, threshold: float = 0.0) -> str:
     """"holds" when the whole interval is above `threshold`, "does not hold" when it is below it, else
-    "inconclusive at N seeds" (always so below 2 seeds: there is no interval)."""
+    "inconclusive at N seeds" (always so without an interval: below 2 seeds, or no spread at all)."""
     if result.low is not None and result.low > threshold:
         return "holds"
     if result.high is not None and result.high < threshold:
