@@ -214,3 +214,12 @@ def test_claims_that_need_a_missing_regime_say_so():
     assert "no baseline" in unchecked["Two-phase training i"]
     assert "ROS&RUS" in unchecked["Combining ROS and RU"]
 
+
+
+def test_building_the_command_line_with_study_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; from camtrap_fast.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
