@@ -69,9 +69,6 @@ class StudyScores:
     def phases(self, model: Model) -> tuple[str, ...]:
         return model.phases + self.methods
 
-    def model(self, label: str) -> Model:
-        return next(m for m in self.models if m.label == label)
-
     def values(self, label: str, phase: str, metric: str) -> list[float | None]:
         """One metric per seed (None where undefined)."""
         return [metric_value(m, metric) for m in self.metrics[(label, phase)]]
