@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-done
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo study-demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,17 @@ pillow-simd:
 
 demo: setup
 	$(BIN)/python -m camtrap_fast demo --workdir $(DEMO)
+
+# The study's protocol at demo scale: the five regimes (caps and ROS bands scaled to the demo's 1,300 training
+# images) x 3 seeds at the demo's 64-px setting, every phase-2 method on each run. Its own data folder, so it never
+# touches `make demo`'s. Rerun to continue a killed study; rm -rf $(DEMO)/study for a fresh one.
+STUDY_DATA := $(DEMO)/study-data
+study-demo: setup
+	test -f $(STUDY_DATA)/images/annotations.json || $(BIN)/python -m camtrap_fast synth $(STUDY_DATA)/images --scale 0.01
+	test -f $(STUDY_DATA)/shards/manifest.json || $(BIN)/python -m camtrap_fast shard \
+		$(STUDY_DATA)/images/annotations.json $(STUDY_DATA)/shards --size 80 --shard-size 1000 --quiet
+	$(BIN)/python -m camtrap_fast study $(STUDY_DATA)/shards --out $(DEMO)/study --scale-regimes --seeds 0,1,2 \
+		--image-size 64 --epochs 8 --patience 3 --crop-scale-min 0.35 --quiet
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
     "heads": "camtrap_fast.cli.heads",
+    "study": "camtrap_fast.cli.study",
     "predict": "camtrap_fast.cli.predict",
     "demo": "camtrap_fast.cli.demo",
     "bench": "camtrap_fast.cli.bench",

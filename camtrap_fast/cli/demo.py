@@ -11,12 +11,6 @@ import argparse
 import time
 from pathlib import Path
 
-# The study's caps and ROS bands, for Snapshot Serengeti season 9 (155,254 training images).
-STUDY_TRAIN_IMAGES = 155_254
-STUDY_ROS_CAP, STUDY_RUS_CAP = 5_000, 15_000
-STUDY_ROS_BANDS = ((100, 10), (500, 8), (1000, 6))
-
-
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="synthesize demo data, shard it, train baseline and two-phase models",
                                    description=__doc__.splitlines()[0])
@@ -33,15 +27,13 @@ def add_parser(subparsers) -> None:
 
 
 def scaled_sampling(train_images: int) -> tuple[str, str]:
-    """The study's ROS&RUS-15k regime, caps and ROS bands scaled by demo size / season-9 size."""
-    factor = train_images / STUDY_TRAIN_IMAGES
-    ros_cap = max(2, round(STUDY_ROS_CAP * factor))
-    rus_cap = max(ros_cap, round(STUDY_RUS_CAP * factor))
-    bounds, previous = [], 0
-    for bound, ratio in STUDY_ROS_BANDS:
-        previous = max(previous + 1, round(bound * factor))
-        bounds.append(f"{previous}:{ratio}")
-    return f"ros:{ros_cap},rus:{rus_cap}", ",".join(bounds + ["inf:4"])
+    """The study's ROS&RUS-15k regime, caps and ROS bands scaled by demo size / season-9 size (--sampling and
+    --ros-ratios texts)."""
+    from camtrap_fast.sampling.scale import scale_factor, scale_spec
+    from camtrap_fast.sampling.spec import parse_sampling
+
+    spec = scale_spec(parse_sampling("paper-ros-rus-15k"), scale_factor(train_images))
+    return spec.text, spec.ros_ratios_text
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -32,19 +33,23 @@ from camtrap_fast.train.session import Session
 log = logging.getLogger(__name__)
 
 
-def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Train into the run directory `out` (new, or continued with `resume`); returns summary.json's content."""
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          make_eval_loader: Callable = make_loader) -> dict:
+    """Train into the run directory `out` (new, or continued with `resume`); returns summary.json's content.
+
+    make_eval_loader: makes the eval loaders (`make_loader`'s signature); a study passes one that shares decoded
+    splits between its runs (pipelines.decoded)."""
     manifest = load_manifest(config.shards)
     device = resolve_device(config.device, local_rank())
     world = init_world(device)
     try:
         session = Session(config, Run(Path(out)), manifest, device, world, resume, progress)
-        return _train(session)
+        return _train(session, make_eval_loader)
     finally:
         shutdown(world)
 
 
-def _train(session: Session) -> dict:
+def _train(session: Session, make_eval_loader: Callable) -> dict:
     config, run, manifest, device, world = session.config, session.run, session.manifest, session.device, session.world
     if world.is_main:
         if session.resume and run.config_path.exists():
@@ -60,7 +65,7 @@ def _train(session: Session) -> dict:
         train_config = dataclasses.replace(train_config, backend="pil")
     train_loader = make_loader(manifest, "train", train_config)
     # The train split is only evaluated (feature extraction) in phase 2; its loader's workers would idle otherwise.
-    eval_loaders = {s: make_loader(manifest, s, session.loader_config("eval"))
+    eval_loaders = {s: make_eval_loader(manifest, s, session.loader_config("eval"))
                     for s in sizes if s != "train" or config.two_phase}
 
     model = build_model(config.model.arch, len(classes), config.model.weights).to(device)

@@ -61,11 +61,12 @@ class HeadsResult:
 
 def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed: int | None = None,
               device: str = "auto", shards: Path | None = None, skip_corrupt: bool = False,
-              confusion_png: bool = False, on_fit: Callable[[HeadFit], None] | None = None) -> HeadsResult:
+              confusion_png: bool = False, on_fit: Callable[[HeadFit], None] | None = None,
+              make_eval_loader: Callable = make_loader) -> HeadsResult:
     """Fit `methods` on the run's cached features (extracting them first where missing), write RUN/heads/.
 
     seed: None uses the run's own, so `retrain` reproduces a retrain run's phase 2 exactly. on_fit: called after
-    each method is fitted (progress)."""
+    each method is fitted (progress). make_eval_loader: as `train`'s."""
     run = Run(Path(run_dir))
     config = run.load_config()
     if not run.model_path(1).is_file():
@@ -86,7 +87,7 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     splits = [s for s in ("train", "val", split) if s in session.sizes]
     # Loaders cost nothing until used (PIL workers and DALI pipelines start on the first epoch), and a split whose
     # cache is current is never iterated.
-    loaders = {s: make_loader(manifest, s, session.loader_config("eval")) for s in dict.fromkeys(splits)}
+    loaders = {s: make_eval_loader(manifest, s, session.loader_config("eval")) for s in dict.fromkeys(splits)}
     try:
         caches, extraction_seconds = cache_features(session, model, loaders)
         skipped = {s: loader.skipped for s, loader in loaders.items() if loader.skipped}

@@ -1,0 +1,24 @@
+"""Study: the study's whole protocol over several seeds — every regime, loss and seed an ordinary training run,
+every phase-2 method on each run's cached features — and its tables, figures and checked claims.
+
+`config` is what a study runs (and the STUDY/study.json a rerun must match), `options` its command line,
+`runner` runs it, `collect` reads the runs' metrics back, `tables`, `figures` and `claims` (with `stats`: the
+paired t interval) turn them into the study's outputs.
+
+The names below are imported on first use, so that building the command line never pays for importing torch.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "StudyConfig": "camtrap_fast.study.config",
+    "StudyResult": "camtrap_fast.study.runner",
+    "run_study": "camtrap_fast.study.runner",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,204 @@
+"""StudyConfig: what `camtrap-fast study` runs, and STUDY/study.json, which a rerun into the same folder must match.
+
+A study is regimes x losses x seeds, each one an ordinary training run whose TrainConfig is the study's train
+options with four fields set per run: the sampling (the regime), the loss, the seed, and two_phase (every
+rebalanced regime; the baseline `none` runs phase 1 alone and gets its phase-2 methods from `heads`).
+
+    STUDY/runs/REGIME/LOSS/seed-S/   the run (train.rundir's layout) + study.json {"regime", "loss", "seed"},
+                                     written last: a run that has it is finished
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from camtrap_fast.errors import UserError
+from camtrap_fast.loss_config import LOSSES
+from camtrap_fast.sampling.spec import PRESETS, SamplingSpec, parse_sampling
+from camtrap_fast.train.config import TrainConfig
+from camtrap_fast.train.head_config import PHASE2_METHODS
+from camtrap_fast.train.options import FLAG_OF_FIELD
+
+STUDY_FORMAT = "camtrap-fast-study/1"
+# The study's baseline and four two-phase models (Malik et al. 2021, Table 1), in its order.
+DEFAULT_REGIMES = ("none", "paper-ros", "paper-rus", "paper-ros-rus-15k", "paper-ros-rus-5k")
+DEFAULT_SEEDS = (0, 1, 2)
+DEFAULT_LOSS = "ce"  # the study's
+# Train options a rerun may change: where and how fast a run trains, not what it learns (loader workers never
+# change a crop: crops depend on seed, epoch and position only).
+RERUN_CHANGES = ("device", "loader.workers")
+RUN_MARKER = "study.json"
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One --regime: the SPEC as given and the SamplingSpec it resolved to (scaled, with --scale-regimes)."""
+
+    given: str
+    spec: SamplingSpec
+    scaled: bool = False  # its caps were scaled by --scale-regimes (a preset)
+
+    @property
+    def name(self) -> str:
+        return self.given.strip()
+
+    @property
+    def two_phase(self) -> bool:
+        """Rebalanced regimes run two-phase; the baseline (no rebalancing) runs phase 1 alone."""
+        return not self.spec.is_identity
+
+    @property
+    def kind(self) -> str:
+        """baseline, ros, rus, ros+rus or other (sqrt, balanced:N): what the study's claims compare."""
+        if self.spec.is_identity:
+            return "baseline"
+        if self.spec.sqrt or self.spec.balanced is not None:
+            return "other"
+        return "ros+rus" if self.spec.ros_cap and self.spec.rus_cap else ("ros" if self.spec.ros_cap else "rus")
+
+    @property
+    def slug(self) -> str:
+        """The regime's folder name under STUDY/runs/."""
+        return re.sub(r"[^a-z0-9.]+", "-", self.name.lower()).strip("-") or "regime"
+
+    @property
+    def identity(self) -> str:
+        """What the regime trains on: its spec, and its ROS bands when it oversamples."""
+        return self.spec.text + (f"|{self.spec.ros_ratios_text}" if self.spec.ros_cap else "")
+
+    def as_dict(self) -> dict:
+        return {"given": self.given, "spec": self.spec.text, "ros_ratios": self.spec.ros_ratios_text,
+                "scaled": self.scaled, "two_phase": self.two_phase, "dir": self.slug}
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    regime: Regime
+    loss: str
+    seed: int
+    root: Path
+    label: str  # the model's name in the tables: the regime, plus the loss when it is not the study's
+
+    def __str__(self) -> str:
+        return f"{self.label} seed {self.seed}"
+
+    @property
+    def marker(self) -> dict:
+        return {"regime": self.regime.given, "loss": self.loss, "seed": self.seed}
+
+    def finished(self) -> bool:
+        path = self.root / RUN_MARKER
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) == self.marker
+        except (OSError, ValueError):
+            return False
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """train: the study's train options; its sampling, seed, loss name and two_phase are set per run.
+    scale: the factor --scale-regimes applied to the presets (None: as given); train_images: what it came from."""
+
+    out: Path
+    train: TrainConfig
+    regimes: tuple[Regime, ...]
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    losses: tuple[str, ...] = (DEFAULT_LOSS,)
+    methods: tuple[str, ...] = PHASE2_METHODS
+    scale: float | None = None
+    train_images: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.regimes:
+            raise UserError("--regime: give at least one regime")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise UserError(f"--seeds {','.join(map(str, self.seeds))}: give distinct whole numbers >= 0")
+        for loss in self.losses:
+            if loss not in LOSSES:
+                raise UserError(f"--losses {','.join(self.losses)}: unknown loss {loss!r}; choose from "
+                                f"{', '.join(LOSSES)}")
+        if not self.losses or len(set(self.losses)) != len(self.losses):
+            raise UserError(f"--losses {','.join(self.losses)}: give each loss once")
+        for i, regime in enumerate(self.regimes):
+            for other in self.regimes[:i]:
+                if other.slug == regime.slug or other.identity == regime.identity:
+                    raise UserError(f"--regime {other.given} and --regime {regime.given} are the same regime "
+                                    f"({regime.spec.text}) or share the folder name {regime.slug}; give each once")
+
+    def label(self, regime: Regime, loss: str) -> str:
+        return regime.name if loss == DEFAULT_LOSS else f"{regime.name}+{loss}"
+
+    def models(self) -> list[tuple[str, Regime, str]]:
+        """(label, regime, loss) per model, losses outer, regimes in the order given."""
+        return [(self.label(regime, loss), regime, loss) for loss in self.losses for regime in self.regimes]
+
+    def runs(self) -> list[StudyRun]:
+        """Every run, seed by seed: after the first len(models) runs the study is complete at one seed, and the
+        time estimate has seen every regime."""
+        return [StudyRun(regime, loss, seed, self.out / "runs" / regime.slug / loss / f"seed-{seed}", label)
+                for seed in self.seeds for label, regime, loss in self.models()]
+
+    def run_config(self, run: StudyRun) -> TrainConfig:
+        return dataclasses.replace(self.train, sampling=run.regime.spec, seed=run.seed,
+                                   two_phase=run.regime.two_phase,
+                                   loss=dataclasses.replace(self.train.loss, name=run.loss))
+
+    # --- study.json ---------------------------------------------------------------------------------
+
+    def as_dict(self, shards_fingerprint: str) -> dict:
+        return {"format": STUDY_FORMAT, "shards_fingerprint": shards_fingerprint,
+                "regimes": [r.as_dict() for r in self.regimes], "seeds": list(self.seeds),
+                "losses": list(self.losses), "methods": list(self.methods),
+                "scale_regimes": None if self.scale is None else {"factor": self.scale,
+                                                                   "train_images": self.train_images},
+                "train": self.train.as_dict()}
+
+    def differences(self, saved: dict, shards_fingerprint: str) -> list[str]:
+        """What differs between a saved study.json and this config, each as 'FLAG THERE there, NOW now'."""
+        mine = self.as_dict(shards_fingerprint)
+        found = []
+        if saved.get("shards_fingerprint") != shards_fingerprint:
+            found.append(f"SHARDS {self.train.shards} holds other shards than the study trained on "
+                         "(the fingerprint differs)")
+        shown = {"regimes": ("--regime", lambda rs: ",".join(f"{r['given']}={r['spec']}" for r in rs)),
+                 "seeds": ("--seeds", lambda v: ",".join(map(str, v))),
+                 "losses": ("--losses", lambda v: ",".join(v)), "methods": ("--methods", lambda v: ",".join(v)),
+                 "scale_regimes": ("--scale-regimes", lambda v: "off" if v is None else f"x{v['factor']:.6g}")}
+        for key, (flag, show) in shown.items():
+            if saved.get(key) != mine[key]:
+                found.append(f"{flag} {show(saved.get(key)) if key in saved else '(none)'} there, {show(mine[key])} now")
+        try:
+            theirs = TrainConfig.from_json(json.dumps(saved["train"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{self.out / 'study.json'}: not a camtrap-fast study file ({error}); "
+                            "choose another --out") from None
+        for name, old, new in theirs.differences(self.train):
+            if name not in RERUN_CHANGES:
+                found.append(f"{FLAG_OF_FIELD.get(name, name)} {old} there, {new} now")
+        return found
+
+
+def resolve_regimes(texts: tuple[str, ...], ros_ratios: str | None, scale: float | None) -> tuple[Regime, ...]:
+    """Each --regime SPEC parsed (UserErrors name it). With `scale`, the presets' caps are scaled (a SPEC written as
+    terms keeps the caps written), and so are the paper's ROS bands of every regime unless --ros-ratios gave some."""
+    from camtrap_fast.sampling.scale import scale_ros_ratios, scale_spec
+
+    regimes = []
+    for text in texts:
+        try:
+            spec = parse_sampling(text, ros_ratios)
+        except UserError as error:
+            raise UserError(str(error).replace("--sampling", "--regime", 1)) from None
+        preset = text.strip().lower() in PRESETS
+        if scale is not None:
+            if preset:
+                spec = scale_spec(spec, scale, scale_ratios=ros_ratios is None)
+            elif ros_ratios is None:
+                spec = dataclasses.replace(spec, ros_ratios=scale_ros_ratios(spec.ros_ratios, scale))
+        regimes.append(Regime(text, spec, scaled=scale is not None and preset and not spec.is_identity))
+    return tuple(regimes)
+
