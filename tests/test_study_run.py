@@ -25,17 +25,6 @@ STUDY = ["--regime", "none", "--regime", "paper-ros-rus-5k", "--scale-regimes", 
 
 
 @pytest.fixture(scope="module")
-def tiny_shards(tmp_path_factory):
-    from camtrap_fast.cli import main
-
-    root = tmp_path_factory.mktemp("tiny-study")
-    assert main(["synth", str(root / "images"), "--scale", "0.0005", "--size", "48", "--seed", "1"]) == 0
-    assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
-                 "--quiet"]) == 0
-    return root / "shards"
-
-
-@pytest.fixture(scope="module")
 def study(tiny_shards, tmp_path_factory):
     from camtrap_fast.cli import main
 
