@@ -11,7 +11,7 @@ when it is used). `eval_inputs` is the eval transform for images outside a
 shard (predict).
 """
 
-import importlib
+from camtrap_fast.lazy import lazy_attributes
 
 # Imported on first use: `pipelines.config` (LoaderConfig, LoaderOptions) is read when the command line is
 # built, which must not pay for importing torch and PIL.
@@ -30,8 +30,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ The names below are imported on first use, so that building the command line (wh
 options' defaults) never pays for importing torch.
 """
 
-import importlib
+from camtrap_fast.lazy import lazy_attributes
 
 _EXPORTS = {
     "Run": "camtrap_fast.train.rundir",
@@ -18,8 +18,4 @@ _EXPORTS = {
 }
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_attributes(__name__, _EXPORTS)
