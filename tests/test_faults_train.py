@@ -207,6 +207,13 @@ def test_skip_corrupt_in_train_and_eval_is_counted(baseline, shards, tmp_path, c
     code, out, err = cli("eval", run, "--skip-corrupt")
     assert code == 0 and "1 corrupt samples skipped" in out, err
     assert json.loads((run / "eval-test" / "metrics.json").read_text())["skipped_corrupt"] == 1
+    with open(run / "eval-test" / "predictions.csv", newline="") as f:
+        keys = [r["key"] for r in csv.DictReader(f)]
+    assert keys == index.keys()[1:]  # every row is the sample it predicts: the skipped one is left out, not shifted
+    code, _, err = cli("heads", run, "--methods", "retrain,ncm", "--skip-corrupt")
+    assert code == 0, err
+    with open(run / "heads" / "ncm" / "predictions.csv", newline="") as f:
+        assert [r["key"] for r in csv.DictReader(f)] == index.keys()[1:]
 
 
 # --- predict -------------------------------------------------------------------------------------------------------

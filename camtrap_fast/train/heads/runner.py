@@ -101,7 +101,7 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
 
     out_dir = run.heads_dir
     train_counts = session.train_counts
-    keys = manifest.load_index(split).keys()
+    keys = manifest.load_index(split).keys(caches[split].positions.tolist())  # --skip-corrupt leaves rows out
     notes = []
     if split == "val":
         notes.append("the shards have no test split: scores are on val, the split that also chose each method's "
