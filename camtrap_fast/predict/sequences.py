@@ -12,6 +12,7 @@ lie within `burst_seconds` of the previous one. A photo with no capture time is 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ DATETIME_ORIGINAL = 0x9003  # in the Exif IFD
 DATETIME = 0x0132  # in IFD0: when the file was written, the fallback
 
 
+@functools.lru_cache(maxsize=65536)  # bursts and the Camtrap DP writer both ask: read each header once
 def capture_time(path: str) -> dt.datetime | None:
     """The photo's EXIF capture time (camera-local, no time zone), or None when it has none or cannot be read."""
     try:
