@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from camtrap_fast.shards.manifest import load_manifest
+
 pytestmark = pytest.mark.slow
 
 TINY = ["--epochs", "1", "--patience", "1", "--image-size", "32", "--batch-size", "32", "--workers", "0",
@@ -152,6 +154,26 @@ def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli):
     assert cli("shard", source, resharded, "--size", "40", "--seed", "7", "--overwrite", "--quiet")[0] == 0
     code, _, err = cli("train", resharded, "--out", run, *TINY, "--resume")
     assert code == 2 and "holds other shards than the ones" in one_line(err)
+
+
+def test_a_run_killed_while_it_starts_is_resumed_from_the_start(baseline, shards, tmp_path, cli, monkeypatch):
+    from camtrap_fast.train import rundir
+
+    # config.json marks a started run, so it is written last: a kill before it leaves no config.json
+    written = []
+    monkeypatch.setattr(rundir.atomic, "write_text", lambda path, text: written.append(Path(path).name))
+    rundir.Run(tmp_path / "order").start(rundir.Run(baseline).load_config(), load_manifest(shards),
+                                         torch.device("cpu"))
+    assert written[-1] == "config.json" and {"shards.json", "classes.json"} <= set(written)
+    monkeypatch.undo()
+    # killed after everything but config.json (what a study rerun met): resumed as a new run, not refused
+    run = tmp_path / "killed"
+    run.mkdir()
+    for name in ("environment.json", "classes.json", "preprocessing.json"):
+        shutil.copy(baseline / name, run / name)
+    code, _, err = cli("train", shards, "--out", run, *TINY, "--resume")
+    assert code == 0, err
+    assert (run / "phase1" / "model.pt").is_file() and (run / "config.json").is_file()
 
 
 def test_resume_with_more_epochs_continues_or_says_why_not(baseline, shards, tmp_path, cli):

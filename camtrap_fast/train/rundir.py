@@ -93,9 +93,11 @@ class Run:
                             "or choose another --out")
 
     def start(self, config: TrainConfig, manifest: Manifest, device: torch.device) -> None:
-        """Write what describes the run (config, environment, classes, preprocessing, shards) into RUN/."""
+        """Write what describes the run (environment, classes, preprocessing, shards, then config) into RUN/.
+
+        config.json is written last: it marks a started run, and a resume reads the others (a run killed between
+        these writes has no config.json, so it is started again rather than resumed with shards.json missing)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        atomic.write_text(self.config_path, config.to_json())
         self.write_json("environment.json", {
             "versions": package_versions(), "git_sha": git_sha(), "machine": machine(), "device": str(device),
             "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
@@ -107,6 +109,7 @@ class Run:
                                                "eval_crop": config.loader.eval_crop,
                                                "crops": dict(manifest.crops)})
         self.write_json("shards.json", {"path": str(manifest.root.absolute()), "fingerprint": manifest.fingerprint})
+        atomic.write_text(self.config_path, config.to_json())
 
     # --- reading ------------------------------------------------------------------------------------
 
