@@ -283,7 +283,7 @@ def test_disk_full_is_one_line_naming_the_file_and_leaves_no_temporaries(baselin
 
     monkeypatch.setattr(atomic.os, "replace", full)
     code, _, err = cli("train", shards, "--out", tmp_path / "run", *TINY)
-    assert code == 1 and "config.json: cannot write (No space left on device)" in one_line(err)
+    assert code == 1 and "environment.json: cannot write (No space left on device)" in one_line(err)  # the first
     assert no_temporaries(tmp_path)
     code, _, err = cli("predict", baseline, data_dir / "edge-cases" / "ocelot.jpg", "--out", tmp_path / "p.csv")
     assert code == 1 and f"{tmp_path / 'p.csv'}: cannot write (No space left on device)" in one_line(err)
