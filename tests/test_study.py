@@ -89,10 +89,15 @@ def test_differences_name_each_flag_and_allow_device_and_workers(tmp_path):
     assert config.differences(saved, "abc") == []
     moved = dataclasses.replace(config, train=dataclasses.replace(config.train, device="cpu"))
     assert moved.differences(saved, "abc") == []
-    other = dataclasses.replace(config, seeds=(0, 1, 2),
+    other = dataclasses.replace(config, seeds=(1,),
                                 train=dataclasses.replace(config.train, phase1=Phase1Config(epochs=2)))
     found = other.differences(saved, "abc")
-    assert found == ["--seeds 0,1 there, 0,1,2 now", "--epochs 30 there, 2 now"]
+    assert found == ["--seeds 0,1 there, 1 now (seeds can be added to a study, not removed)",
+                     "--epochs 30 there, 2 now"]
+    # seeds may be added: not a difference, and the added ones are named
+    grown = dataclasses.replace(config, seeds=(0, 3, 1))
+    assert grown.differences(saved, "abc") == [] and grown.added_seeds(saved) == (3,)
+    assert config.added_seeds(saved) == () and other.added_seeds(saved) is None
     assert any("other shards" in d for d in config.differences(saved, "another"))
 
 

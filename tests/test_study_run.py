@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,14 @@ def _value(metrics: dict, metric: str):
 
 
 def test_each_table_row_is_the_mean_and_sample_std_of_its_runs(study):
+    rows = _check_table_against_runs(study, seeds=2)
+    # the two-phase runs' phase 2 is the study's retrain, which `heads` reproduces on the same cache
+    assert [r["mean"] for r in rows if r["regime"] == "paper-ros-rus-5k" and r["phase"] == "2"] == \
+        [r["mean"] for r in rows if r["regime"] == "paper-ros-rus-5k" and r["phase"] == "retrain"]
+
+
+def _check_table_against_runs(study: Path, seeds: int) -> list[dict]:
+    """Every row of table.csv recomputed from the runs' metrics.json; returns the rows."""
     with open(study / "table.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["regime", "phase", "metric", "mean", "std", "seeds"]
@@ -57,7 +66,7 @@ def test_each_table_row_is_the_mean_and_sample_std_of_its_runs(study):
         marker = json.loads((run / "study.json").read_text())
         runs.setdefault(marker["regime"], []).append(run)
         assert set(marker) == {"regime", "loss", "seed"} and marker["loss"] == "ce"
-    assert sorted(runs) == ["none", "paper-ros-rus-5k"] and all(len(v) == 2 for v in runs.values())
+    assert sorted(runs) == ["none", "paper-ros-rus-5k"] and all(len(v) == seeds for v in runs.values())
     phases = {(r["regime"], r["phase"]) for r in rows}
     methods = ("retrain", "crt", "tau-norm", "lws", "ncm", "logit-adjust", "balanced-softmax")
     assert phases == {("none", p) for p in ("1", *methods)} | {("paper-ros-rus-5k", p) for p in ("1", "2", *methods)}
@@ -68,9 +77,7 @@ def test_each_table_row_is_the_mean_and_sample_std_of_its_runs(study):
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         assert (row["mean"], row["std"], row["seeds"]) == (f"{mean:.6f}", f"{std:.6f}", str(len(values))), row
-    # the two-phase runs' phase 2 is the study's retrain, which `heads` reproduces on the same cache
-    assert [r["mean"] for r in rows if r["regime"] == "paper-ros-rus-5k" and r["phase"] == "2"] == \
-        [r["mean"] for r in rows if r["regime"] == "paper-ros-rus-5k" and r["phase"] == "retrain"]
+    return rows
 
 
 def test_study_writes_its_tables_figures_and_claims(study):
@@ -127,12 +134,29 @@ def test_rerun_of_a_finished_study_skips_every_run(study, tiny_shards, cli):
 
 
 def test_rerun_with_other_options_is_refused_naming_them(study, tiny_shards, cli):
-    code, _, err = cli("study", tiny_shards, "--out", study, *STUDY, "--seeds", "0,1,2", "--lr", "0.01")
+    code, _, err = cli("study", tiny_shards, "--out", study, *STUDY, "--seeds", "1", "--lr", "0.01")
     assert code == 2
-    assert "--seeds 0,1 there, 0,1,2 now" in err and "--lr 0.001 there, 0.01 now" in err
+    assert "--seeds 0,1 there, 1 now (seeds can be added to a study, not removed)" in err
+    assert "--lr 0.001 there, 0.01 now" in err
     assert len(err.strip().splitlines()) == 1
     code, _, err = cli("study", tiny_shards, "--out", study, *STUDY[:2], *STUDY[4:])  # without the second regime
     assert code == 2 and "--regime" in err
+
+
+def test_seeds_added_to_a_finished_study_train_only_the_new_runs(study, tiny_shards, tmp_path, cli):
+    grown = tmp_path / "grown"
+    shutil.copytree(study, grown)
+    code, stdout, err = cli("study", tiny_shards, "--out", grown, *STUDY, "--seeds", "0,1,2")
+    assert code == 0, err
+    assert "adding seeds 2 to the study's 0,1" in stdout
+    assert stdout.count("finished before, skipped") == 4 and "6 runs (2 trained now, 4 finished before)" in stdout
+    assert json.loads((grown / "study.json").read_text())["seeds"] == [0, 1, 2]
+    _check_table_against_runs(grown, seeds=3)
+    claims = [line for line in (grown / "claims.md").read_text().splitlines() if line.startswith("- ")]
+    assert claims and all(line.endswith(("holds", "does not hold", "inconclusive at 3 seeds")) for line in claims)
+    # the grown study is now a 3-seed study: the old command, without seed 2, is refused
+    code, _, err = cli("study", tiny_shards, "--out", grown, *STUDY)
+    assert code == 2 and "--seeds 0,1,2 there, 0,1 now (seeds can be added to a study, not removed)" in err
 
 
 def test_a_folder_that_is_not_a_study_is_refused(tiny_shards, tmp_path, cli):

@@ -157,6 +157,14 @@ class StudyConfig:
                                                                    "train_images": self.train_images},
                 "train": self.train.as_dict()}
 
+    def added_seeds(self, saved: dict) -> tuple[int, ...] | None:
+        """The seeds this config adds to a saved study's (() when the same), or None when it drops one of them:
+        a study may grow by seeds, since each seed's runs do not depend on the others'."""
+        theirs = saved.get("seeds")
+        if not isinstance(theirs, list) or not set(theirs) <= set(self.seeds):
+            return None
+        return tuple(seed for seed in self.seeds if seed not in theirs)
+
     def differences(self, saved: dict, shards_fingerprint: str) -> list[str]:
         """What differs between a saved study.json and this config, each as 'FLAG THERE there, NOW now'."""
         mine = self.as_dict(shards_fingerprint)
@@ -169,8 +177,12 @@ class StudyConfig:
                  "losses": ("--losses", lambda v: ",".join(v)), "methods": ("--methods", lambda v: ",".join(v)),
                  "scale_regimes": ("--scale-regimes", lambda v: "off" if v is None else f"x{v['factor']:.6g}")}
         for key, (flag, show) in shown.items():
+            if key == "seeds" and self.added_seeds(saved) is not None:
+                continue  # seeds may be added to a study: its finished runs stay valid, the tables grow
             if saved.get(key) != mine[key]:
-                found.append(f"{flag} {show(saved.get(key)) if key in saved else '(none)'} there, {show(mine[key])} now")
+                removed = " (seeds can be added to a study, not removed)" if key == "seeds" else ""
+                found.append(f"{flag} {show(saved.get(key)) if key in saved else '(none)'} there, "
+                             f"{show(mine[key])} now{removed}")
         try:
             theirs = TrainConfig.from_json(json.dumps(saved["train"]))
         except (ValueError, KeyError, TypeError) as error:

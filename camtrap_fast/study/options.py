@@ -30,7 +30,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="scale the study's presets (caps and ROS bands) by these shards' training images / "
                         "Snapshot Serengeti season 9's 155,254, so a small dataset gets the study's proportions")
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), metavar="S1,S2,...",
-                        help="one run per seed of every regime and loss, paired by seed in the claims (default 0,1,2)")
+                        help="one run per seed of every regime and loss, paired by seed in the claims (default 0,1,2); "
+                        "rerun a study with more seeds to add them")
     parser.add_argument("--losses", default=DEFAULT_LOSS, metavar="L1,L2,...",
                         help="ce, focal and/or weighted-ce; every regime runs with each (default ce, the study's)")
     parser.add_argument("--methods", default="all", metavar="all|M1,M2",

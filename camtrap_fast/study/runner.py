@@ -2,6 +2,7 @@
 the tables, figures and claims.
 
     STUDY/study.json                  the study's resolved options; a rerun with others is refused, naming them
+                                      (more --seeds are added: only their runs are trained)
     STUDY/runs/REGIME/LOSS/seed-S/    ordinary training runs (+ study.json when finished)
     STUDY/table.csv, table.md         the study's tables, mean ± std over seeds
     STUDY/claims.md                   the study's claims, checked
@@ -112,6 +113,11 @@ def _claim_folder(config: StudyConfig, fingerprint: str) -> None:
         if differences:
             raise UserError(f"{out}: holds a study with other options: {'; '.join(differences)}; rerun with the "
                             "study's options to continue it, or choose another --out")
+        added = config.added_seeds(saved)
+        if added:
+            print(f"study: adding seeds {','.join(map(str, added))} to the study's "
+                  f"{','.join(map(str, saved['seeds']))}; its finished runs are kept", flush=True)
+            atomic.write_text(path, json.dumps(config.as_dict(fingerprint), indent=1) + "\n")
         return
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: --out is not empty and holds no study ({STUDY_FILE}); choose another --out")
