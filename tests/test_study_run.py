@@ -223,3 +223,12 @@ def test_decoded_splits_serve_the_backends_bytes_and_decode_once(tiny_shards):
     assert not isinstance(store.make_loader(manifest, "val", dataclasses.replace(config, skip_corrupt=True)),
                           DecodedLoader)
     assert not isinstance(DecodedSplits(budget_bytes=1000).make_loader(manifest, "test", config), DecodedLoader)
+
+
+def test_a_study_given_where_a_run_belongs_says_where_its_runs_are(study, cli, data_dir):
+    for command in (["heads", study], ["eval", study], ["predict", study, data_dir / "edge-cases" / "ocelot.jpg", "--out", study / "p.csv"]):
+        code, stdout, err = cli(*command)
+        assert code == 2 and not stdout, command
+        assert err.strip().endswith(f"it is a study: its runs are {study / 'runs' / 'REGIME' / 'LOSS' / 'seed-S'}")
+        assert len(err.strip().splitlines()) == 1
+    assert not (study / "p.csv").exists()

@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
         chosen = f" ({fit.chosen})" if fit.chosen else ""
         print(f"  {fit.method}: {fit.seconds:.2f} s{chosen}", flush=True)
 
+    from camtrap_fast.train.rundir import Run
+
+    Run(args.run).load_config()  # refuses a folder that is no run before saying what it will fit
     print(f"fitting {', '.join(methods)} on the cached features of {args.run}", flush=True)
     result = fit_heads(args.run, methods, args.seed, args.device or "auto", args.shards, args.skip_corrupt,
                        args.confusion_matrices, on_fit=progress)

@@ -115,7 +115,9 @@ class Run:
 
     def load_config(self) -> TrainConfig:
         if not self.config_path.is_file():
-            raise UserError(f"{self.root}: not a camtrap-fast training run (no config.json)")
+            hint = (f"; it is a study: its runs are {self.root / 'runs' / 'REGIME' / 'LOSS' / 'seed-S'}"
+                    if (self.root / "study.json").is_file() and (self.root / "runs").is_dir() else "")
+            raise UserError(f"{self.root}: not a camtrap-fast training run (no config.json){hint}")
         try:
             return TrainConfig.from_json(self.config_path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError) as error:
