@@ -98,6 +98,7 @@ def test_differences_name_each_flag_and_allow_device_and_workers(tmp_path):
     grown = dataclasses.replace(config, seeds=(0, 3, 1))
     assert grown.differences(saved, "abc") == [] and grown.added_seeds(saved) == (3,)
     assert config.added_seeds(saved) == () and other.added_seeds(saved) is None
+    assert grown.continuing(saved).seeds == (0, 1, 3)  # the study's seeds in its order, then the added ones
     assert any("other shards" in d for d in config.differences(saved, "another"))
 
 

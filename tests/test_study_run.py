@@ -128,7 +128,8 @@ def test_study_killed_after_its_first_run_and_rerun_gives_the_same_table(study, 
 
 def test_rerun_of_a_finished_study_skips_every_run(study, tiny_shards, cli):
     before = (study / "table.csv").read_bytes()
-    code, stdout, _ = cli("study", tiny_shards, "--out", study, *STUDY, "--workers", "1")  # workers may change
+    # workers may change, and the seeds' order: a continued study keeps its own
+    code, stdout, _ = cli("study", tiny_shards, "--out", study, *STUDY, "--workers", "1", "--seeds", "1,0")
     assert code == 0 and stdout.count("finished before, skipped") == 4
     assert (study / "table.csv").read_bytes() == before
 
@@ -146,7 +147,7 @@ def test_rerun_with_other_options_is_refused_naming_them(study, tiny_shards, cli
 def test_seeds_added_to_a_finished_study_train_only_the_new_runs(study, tiny_shards, tmp_path, cli):
     grown = tmp_path / "grown"
     shutil.copytree(study, grown)
-    code, stdout, err = cli("study", tiny_shards, "--out", grown, *STUDY, "--seeds", "0,1,2")
+    code, stdout, err = cli("study", tiny_shards, "--out", grown, *STUDY, "--seeds", "2,1,0")
     assert code == 0, err
     assert "adding seeds 2 to the study's 0,1" in stdout
     assert stdout.count("finished before, skipped") == 4 and "6 runs (2 trained now, 4 finished before)" in stdout

@@ -165,6 +165,14 @@ class StudyConfig:
             return None
         return tuple(seed for seed in self.seeds if seed not in theirs)
 
+    def continuing(self, saved: dict) -> StudyConfig:
+        """This config as the continuation of a saved study whose seeds it holds: the saved seeds in the saved
+        order, then the added ones, so the tables (and their floating-point sums) do not depend on the order
+        --seeds was written in."""
+        added = self.added_seeds(saved)
+        assert added is not None, "continuing() is for a config whose differences() are empty"
+        return dataclasses.replace(self, seeds=(*saved["seeds"], *added))
+
     def differences(self, saved: dict, shards_fingerprint: str) -> list[str]:
         """What differs between a saved study.json and this config, each as 'FLAG THERE there, NOW now'."""
         mine = self.as_dict(shards_fingerprint)

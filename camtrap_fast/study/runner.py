@@ -34,6 +34,7 @@ from camtrap_fast.study.config import RUN_MARKER, STUDY_FORMAT, StudyConfig, Stu
 from camtrap_fast.study.figures import plot_f1_change, plot_summary
 from camtrap_fast.study.tables import species_csv, species_md, table_csv, table_md
 from camtrap_fast.train.heads.runner import fit_heads
+from camtrap_fast.train.rundir import Run
 from camtrap_fast.train.training import train
 
 STUDY_FILE = "study.json"
@@ -52,7 +53,7 @@ class StudyResult:
 def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
     started = time.perf_counter()
     manifest = load_manifest(config.train.shards)
-    _claim_folder(config, manifest.fingerprint)
+    config = _claim_folder(config, manifest.fingerprint)
     runs = config.runs()
     seconds_of: dict[str, list[float]] = {}
     trained = 0
@@ -64,8 +65,9 @@ def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
             continue
         left = _estimate_left([r for r in runs[number - 1:] if not r.finished()], seconds_of)
         what = "two-phase" if run.regime.two_phase else "baseline, phase 1"
-        resumed = run.root.exists() and any(run.root.iterdir())
-        print(f"{head}: {'resuming ' if resumed else ''}{what}, sampling {run.regime.spec.text}; elapsed "
+        resumed = run.root.exists() and any(run.root.iterdir())  # train(resume=True) accepts a used folder
+        started = Run(run.root).config_path.is_file()  # ... but only a started run is continued
+        print(f"{head}: {'resuming ' if started else ''}{what}, sampling {run.regime.spec.text}; elapsed "
               f"{_duration(time.perf_counter() - started)}, {left}", flush=True)
         run_started = time.perf_counter()
         _train_run(config, run, resumed, progress, decoded)
@@ -97,8 +99,9 @@ def _train_run(config: StudyConfig, run: StudyRun, resumed: bool, progress: bool
     atomic.write_text(run.root / RUN_MARKER, json.dumps(run.marker, indent=1) + "\n")
 
 
-def _claim_folder(config: StudyConfig, fingerprint: str) -> None:
-    """Start a new study in --out, or continue the same one; refuse anything else before any work."""
+def _claim_folder(config: StudyConfig, fingerprint: str) -> StudyConfig:
+    """Start a new study in --out, or continue the same one (perhaps with seeds added); refuse anything else
+    before any work. Returns the config to run: a continued study keeps its seeds' order."""
     out, path = config.out, config.out / STUDY_FILE
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: --out exists and is not a folder")
@@ -114,14 +117,16 @@ def _claim_folder(config: StudyConfig, fingerprint: str) -> None:
             raise UserError(f"{out}: holds a study with other options: {'; '.join(differences)}; rerun with the "
                             "study's options to continue it, or choose another --out")
         added = config.added_seeds(saved)
+        config = config.continuing(saved)
         if added:
             print(f"study: adding seeds {','.join(map(str, added))} to the study's "
                   f"{','.join(map(str, saved['seeds']))}; its finished runs are kept", flush=True)
             atomic.write_text(path, json.dumps(config.as_dict(fingerprint), indent=1) + "\n")
-        return
+        return config
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: --out is not empty and holds no study ({STUDY_FILE}); choose another --out")
     atomic.write_text(path, json.dumps(config.as_dict(fingerprint), indent=1) + "\n")
+    return config
 
 
 def write_outputs(config: StudyConfig, scores: StudyScores) -> tuple[Path, ...]:
