@@ -27,7 +27,7 @@ A pass is one epoch of `--pass-images` images drawn from the set (each photo
 several times, as an oversampled epoch would), start-up included: epochs of a
 few hundred images would mostly measure start-up and the pipeline filling,
 which a real epoch of 10^4-10^6 images amortizes. The exception is (a): one
-epoch over the set takes it about 20 s already, so its start-up is noise there.
+epoch over the set takes it 11-15 s already (bench/README.md), so its start-up is noise there.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class _BatchBuilder(Dataset):
                     left, top, w, h = windows[k].tolist()
                     image = decode_box(data, (left, top, left + w, top + h), size)
                     if draws.flip[k]:
-                        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # 20x faster than a numpy flip
+                        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # ~10x faster than a numpy flip (bench/README.md)
                     images[len(kept)] = np.asarray(image)
                 else:
                     images[len(kept)] = eval_image(data, config)
