@@ -136,6 +136,9 @@ def test_paired_interval_and_verdicts():
     assert verdict(paired([-0.10, -0.11, -0.09])) == "does not hold"
     assert verdict(paired([0.05])) == "inconclusive at 1 seed"
     # ties (a metric counted in test images): no interval of no width, no verdict
+    # equal gains with rounding noise (each seed 10 of 200 images better): no spread, no interval, no verdict
+    noisy = paired([0.55 - 0.5, 0.3 - 0.25, 0.8 - 0.75])
+    assert sample_std(noisy.differences) > 0 and noisy.low is None and verdict(noisy) == "inconclusive at 3 seeds"
     tied = paired([0.015, 0.015])
     assert (tied.low, tied.high, verdict(tied)) == (None, None, "inconclusive at 2 seeds")
     # a non-inferiority claim: above -0.02

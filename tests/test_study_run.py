@@ -7,6 +7,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -233,3 +234,38 @@ def test_a_study_given_where_a_run_belongs_says_where_its_runs_are(study, cli, d
         assert err.strip().endswith(f"it is a study: its runs are {study / 'runs' / 'REGIME' / 'LOSS' / 'seed-S'}")
         assert len(err.strip().splitlines()) == 1
     assert not (study / "p.csv").exists()
+
+
+def test_a_study_whose_first_run_was_refused_starts_again_with_corrected_options(tiny_shards, tmp_path, cli):
+    one_run = [*STUDY[:2], *STUDY[4:], "--seeds", "0"]  # the baseline at seed 0
+    out = tmp_path / "study"
+    code, _, err = cli("study", tiny_shards, "--out", out, *one_run, "--arch", "vit_b_16")  # needs 224 px
+    assert code == 2 and "vit_b_16" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["study.json"]  # no run started
+    started = time.monotonic()
+    code, stdout, err = cli("study", tiny_shards, "--out", out, *one_run)
+    assert code == 0, err
+    assert "never started a run; starting again with these options" in stdout
+    assert json.loads((out / "study.json").read_text())["train"]["model"]["arch"] == "resnet18"
+    # the times it prints are this call's (a name once shadowed the study's start time: "elapsed 4h23m")
+    durations = [_seconds(elapsed or total) for elapsed, total in re.findall(r"elapsed (\S+),|\) in (\S+);", stdout)]
+    assert len(durations) == 2 and all(0 <= d <= time.monotonic() - started + 1 for d in durations), stdout
+
+
+def _seconds(duration: str) -> int:
+    """'1h02m', '3m05s' or '12s' (the study's progress format) in seconds."""
+    hours, minutes, seconds = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration).groups()
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(seconds or 0)
+
+
+def test_a_method_refitted_with_another_seed_is_refused_by_the_study(study, tiny_shards, tmp_path, cli):
+    copy = tmp_path / "copy"
+    shutil.copytree(study, copy)
+    run = copy / "runs" / "none" / "ce" / "seed-1"
+    assert cli("heads", run, "--methods", "ncm", "--seed", "7")[0] == 0
+    code, _, err = cli("study", tiny_shards, "--out", copy, *STUDY)
+    assert code == 2 and f"{run / 'heads' / 'ncm'}: fitted with seed 7, not this run's 1" in err
+    assert cli("heads", run, "--methods", "ncm")[0] == 0  # what the message says to do
+    code, _, err = cli("study", tiny_shards, "--out", copy, *STUDY)
+    assert code == 0, err
+    assert (copy / "table.csv").read_bytes() == (study / "table.csv").read_bytes()

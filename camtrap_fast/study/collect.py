@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from camtrap_fast.errors import UserError
 from camtrap_fast.report import read_metrics
 from camtrap_fast.study.config import Regime, StudyConfig, StudyRun
 
@@ -78,6 +79,17 @@ class StudyScores:
         return [[m["per_class"][c][field] for c in self.classes] for m in self.metrics[(label, phase)]]
 
 
+def _seed_metrics(run: StudyRun, phase: str) -> dict:
+    """A run's metrics of `phase`, refused when a method was refitted with another seed than the run's (`heads
+    --seed`): the claims pair runs by seed, and that pairing must hold for every number."""
+    directory = phase_dir(run, phase)
+    metrics = read_metrics(directory)
+    if metrics.get("seed", run.seed) != run.seed:
+        raise UserError(f"{directory}: fitted with seed {metrics['seed']}, not this run's {run.seed} (`heads --seed` "
+                        f"since the study?); refit it with `camtrap-fast heads {run.root} --methods {phase}`")
+    return metrics
+
+
 def phase_dir(run: StudyRun, phase: str) -> Path:
     if phase in ("1", "2"):
         return run.root / f"phase{phase}"
@@ -91,7 +103,7 @@ def collect(config: StudyConfig) -> StudyScores:
     classes = train_counts = None
     for model in models:
         for phase in model.phases + config.methods:
-            per_seed = tuple(read_metrics(phase_dir(runs[(model.label, seed)], phase)) for seed in config.seeds)
+            per_seed = tuple(_seed_metrics(runs[(model.label, seed)], phase) for seed in config.seeds)
             metrics[(model.label, phase)] = per_seed
             first = per_seed[0]
             if classes is None:

@@ -51,7 +51,7 @@ class StudyResult:
 
 
 def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
-    started = time.perf_counter()
+    study_started = time.perf_counter()
     manifest = load_manifest(config.train.shards)
     config = _claim_folder(config, manifest.fingerprint)
     runs = config.runs()
@@ -66,16 +66,16 @@ def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
         left = _estimate_left([r for r in runs[number - 1:] if not r.finished()], seconds_of)
         what = "two-phase" if run.regime.two_phase else "baseline, phase 1"
         resumed = run.root.exists() and any(run.root.iterdir())  # train(resume=True) accepts a used folder
-        started = Run(run.root).config_path.is_file()  # ... but only a started run is continued
-        print(f"{head}: {'resuming ' if started else ''}{what}, sampling {run.regime.spec.text}; elapsed "
-              f"{_duration(time.perf_counter() - started)}, {left}", flush=True)
+        continued = Run(run.root).config_path.is_file()  # ... but only a started run is continued
+        print(f"{head}: {'resuming ' if continued else ''}{what}, sampling {run.regime.spec.text}; elapsed "
+              f"{_duration(time.perf_counter() - study_started)}, {left}", flush=True)
         run_started = time.perf_counter()
         _train_run(config, run, resumed, progress, decoded)
         seconds_of.setdefault(run.label, []).append(time.perf_counter() - run_started)
         trained += 1
     scores = collect(config)
     files = write_outputs(config, scores)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - study_started
     shared = (f"; eval images decoded once ({decoded.decoded_images}), served {decoded.served_images} times"
               if decoded.decoded_images else "")
     print(f"study: {len(runs)} runs ({trained} trained now, {len(runs) - trained} finished before) in "
@@ -113,6 +113,13 @@ def _claim_folder(config: StudyConfig, fingerprint: str) -> StudyConfig:
         if not isinstance(saved, dict) or saved.get("format") != STUDY_FORMAT:
             raise UserError(f"{path}: not a {STUDY_FORMAT} file; choose another --out")
         differences = config.differences(saved, fingerprint)
+        if differences and set(out.iterdir()) == {path}:
+            # No run ever started (an option its first run refused, or a kill before it): nothing to keep, so
+            # the corrected command starts the study afresh instead of being held to the refused options.
+            print(f"study: {path} is from a study that never started a run; starting again with these options",
+                  flush=True)
+            atomic.write_text(path, json.dumps(config.as_dict(fingerprint), indent=1) + "\n")
+            return config
         if differences:
             raise UserError(f"{out}: holds a study with other options: {'; '.join(differences)}; rerun with the "
                             "study's options to continue it, or choose another --out")

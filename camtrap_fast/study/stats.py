@@ -68,7 +68,9 @@ def paired(differences: Sequence[float]) -> Paired:
         raise ValueError("no paired differences: the two models share no seed")
     centre = mean(values)
     std = sample_std(values)
-    if not std:
+    # Differences of equal scores carry rounding noise (0.05000000000000004 against 0.04999999999999993), so
+    # "no spread" is a spread at rounding level, which would otherwise give a zero-width interval and a verdict.
+    if std is None or std <= 1e-12 * max(1.0, abs(centre)):  # None: one seed
         return Paired(values, centre, None, None)
     half = t_975(len(values) - 1) * std / math.sqrt(len(values))
     return Paired(values, centre, centre - half, centre + half)
