@@ -228,7 +228,8 @@ def test_decoded_splits_serve_the_backends_bytes_and_decode_once(tiny_shards):
 
 
 def test_a_study_given_where_a_run_belongs_says_where_its_runs_are(study, cli, data_dir):
-    for command in (["heads", study], ["eval", study], ["predict", study, data_dir / "edge-cases" / "ocelot.jpg", "--out", study / "p.csv"]):
+    photo = data_dir / "edge-cases" / "ocelot.jpg"
+    for command in (["heads", study], ["eval", study], ["predict", study, photo, "--out", study / "p.csv"]):
         code, stdout, err = cli(*command)
         assert code == 2 and not stdout, command
         assert err.strip().endswith(f"it is a study: its runs are {study / 'runs' / 'REGIME' / 'LOSS' / 'seed-S'}")
