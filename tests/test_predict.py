@@ -245,3 +245,30 @@ def test_md_json_without_detections_is_refused_before_any_work(tmp_path):
         PredictJob(run=tmp_path, inputs=(tmp_path,), out=tmp_path / "x.json")
     with pytest.raises(UserError, match="give one folder"):
         PredictJob(run=tmp_path, inputs=(tmp_path, tmp_path), out=tmp_path / "x.csv", detections=tmp_path / "m.json")
+
+
+def test_camtrap_dp_output_never_replaces_a_users_own_package(tmp_path, data_dir):
+    from camtrap_fast.predict import PredictJob
+
+    theirs = tmp_path / "theirs"
+    shutil.copytree(data_dir / "camtrap-dp-example", theirs)
+    before = {p.name: p.read_bytes() for p in theirs.iterdir() if p.is_file()}
+    for out in (theirs / "datapackage.json", theirs):
+        with pytest.raises(UserError, match=r"theirs/datapackage.json: .*not written by camtrap-fast.*another --out"):
+            PredictJob(run=tmp_path, inputs=(tmp_path,), out=out, format="camtrap-dp")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "observations.csv").write_text("observationID\nmine\n")
+    with pytest.raises(UserError, match=r"loose/observations.csv: not written by camtrap-fast.*another --out"):
+        PredictJob(run=tmp_path, inputs=(tmp_path,), out=loose / "datapackage.json")
+    with pytest.raises(UserError, match="not written by camtrap-fast"):  # the writer refuses too, whoever calls it
+        writers.write_camtrap_dp(theirs, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    assert {p.name: p.read_bytes() for p in theirs.iterdir() if p.is_file()} == before
+    assert (loose / "observations.csv").read_text() == "observationID\nmine\n"
+    ours = tmp_path / "ours"  # our own earlier output is rewritten
+    writers.write_camtrap_dp(ours, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    PredictJob(run=tmp_path, inputs=(tmp_path,), out=ours / "datapackage.json")
+    writers.write_camtrap_dp(ours, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    with pytest.raises(UserError, match="writes a folder"):  # an existing file, refused before any work
+        PredictJob(run=tmp_path, inputs=(tmp_path,), out=loose / "observations.csv", format="camtrap-dp")
+

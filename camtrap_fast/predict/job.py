@@ -48,7 +48,9 @@ class PredictJob:
         if self.output_format == "md-json" and self.detections is None:
             raise UserError(f"--out {self.out}: MegaDetector JSON holds classifications of detector boxes; give "
                             "--detections MD.json, or write --format csv or camtrap-dp")
-        if self.output_format != "camtrap-dp":
+        if self.output_format == "camtrap-dp":
+            writers.check_camtrap_dp_target(self.out)
+        else:
             check_target(self.out)
 
     @property

@@ -41,6 +41,7 @@ OBSERVATION_COLUMNS = (
 # Class names that are Camtrap DP observation types rather than taxa (as `shard` reads them back).
 OBSERVATION_TYPES = {"blank", "empty", "human", "person", "vehicle", "unknown", "unclassified"}
 _TYPE_OF = {"empty": "blank", "person": "human", "unclassified": "unclassified"}
+PACKAGE_NAME = "camtrap-fast-predictions"  # how our datapackage.json tells itself from a user's own package
 
 
 def choose_format(out: Path, given: str | None) -> str:
@@ -65,6 +66,33 @@ def choose_format(out: Path, given: str | None) -> str:
 def camtrap_dp_folder(out: Path) -> Path:
     """The folder a Camtrap DP output goes to: --out itself, or the folder of --out .../datapackage.json."""
     return out.parent if out.name == "datapackage.json" else out
+
+
+def check_camtrap_dp_target(out: Path) -> None:
+    """Raise the UserError `write_camtrap_dp` would raise, before any photo is classified.
+
+    Only our own earlier output may be replaced: a folder holding a datapackage.json that is not ours, or an
+    observations.csv without ours beside it, is the user's (their own Camtrap DP package) and is refused."""
+    folder = camtrap_dp_folder(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: --format camtrap-dp writes a folder (observations.csv, datapackage.json); "
+                        "name a folder")
+    package, observations = folder / "datapackage.json", folder / "observations.csv"
+    if os.path.lexists(package):
+        if not _ours(package):
+            raise UserError(f"{package}: a Camtrap DP package not written by camtrap-fast predict; it is kept: "
+                            "choose another --out")
+    elif os.path.lexists(observations):
+        raise UserError(f"{observations}: not written by camtrap-fast predict (no datapackage.json of ours beside "
+                        "it); it is kept: choose another --out")
+
+
+def _ours(package: Path) -> bool:
+    try:
+        data = json.loads(package.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("name") == PACKAGE_NAME
 
 
 def top(probs: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -139,10 +167,8 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
     photo's path is the mediaID, its folder the deploymentID, and its EXIF time the timestamp."""
     from camtrap_fast.predict.sequences import capture_time
 
+    check_camtrap_dp_target(out)
     out = camtrap_dp_folder(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: --format camtrap-dp writes a folder (observations.csv, datapackage.json); "
-                        "name a folder")
     out.mkdir(parents=True, exist_ok=True)
     classified_by = f"camtrap-fast {__version__} ({run})"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -178,7 +204,7 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
         writer.writerows(rows)
     write_text(out / "datapackage.json", json.dumps({
         "profile": CAMTRAP_DP_PROFILE,
-        "name": "camtrap-fast-predictions",
+        "name": PACKAGE_NAME,
         "created": stamp,
         "description": f"Machine classifications by {classified_by}. Observations only: the deployments and "
                        "media of the photos are not described here (join on mediaID = the photo's path).",
