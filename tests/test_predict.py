@@ -272,3 +272,21 @@ def test_camtrap_dp_output_never_replaces_a_users_own_package(tmp_path, data_dir
     with pytest.raises(UserError, match="writes a folder"):  # an existing file, refused before any work
         PredictJob(run=tmp_path, inputs=(tmp_path,), out=loose / "observations.csv", format="camtrap-dp")
 
+
+def test_md_json_drops_another_classifiers_descriptions_and_metadata(tmp_path):
+    detections = {
+        "info": {"format_version": "1.4", "detector": "md_v5a", "classifier": "speciesnet",
+                 "classifier_metadata": {"classes": ["cat", "dog"]}},
+        "detection_categories": {"1": "animal"},
+        "classification_categories": {"0": "cat", "1": "dog"},
+        "classification_category_descriptions": {"0": "mammalia;carnivora;felidae;felis;catus", "1": "canis"},
+        "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4],
+                                                     "classifications": [["1", 0.8]]}]}]}
+    (tmp_path / "md.json").write_text(json.dumps(detections))
+    rows = results([[0.2, 0.7, 0.1], [0.5, 0.2, 0.3]])
+    writers.write_md_json(tmp_path / "out.json", tmp_path / "md.json", rows, ["bear", "fox", "crow"], 2, Path("r"))
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["classification_categories"] == {"0": "bear", "1": "fox", "2": "crow"}
+    assert "classification_category_descriptions" not in data and "classifier_metadata" not in data["info"]
+    assert data["info"]["detector"] == "md_v5a" and data["images"][0]["detections"][0]["classifications"][0][0] == "1"
+    assert validate_md_json(data, top_k=2) == 1

@@ -5,9 +5,10 @@ AddaxAI), Camtrap DP observations (Agouti, camtraptor, GBIF).
   classes and probabilities as separate columns (class names with commas or semicolons stay parseable),
   the sequence and its pooled prediction, and why a row could not be classified.
 - md-json: the input MegaDetector file with everything kept, `classification_categories` (id -> class)
-  added and each classified detection given `classifications`: [[id, probability], ...], top-k, best
-  first, as MegaDetector's own classifiers and SpeciesNet's converter write them. Images also get
-  `seq_id` and `sequence_classifications` when sequences were pooled.
+  replacing an earlier classifier's (whose `classification_category_descriptions` and
+  `info.classifier_metadata` are dropped), and each classified detection given `classifications`:
+  [[id, probability], ...], top-k, best first, as MegaDetector's own classifiers and SpeciesNet's
+  converter write them. Images also get `seq_id` and `sequence_classifications` when sequences were pooled.
 - camtrap-dp: a folder with `observations.csv` (Camtrap DP 1.0 columns; classificationMethod machine)
   and a minimal `datapackage.json` that lists it. Media-level rows per classified photo or detection;
   with sequences, one event-level row per sequence too.
@@ -151,7 +152,11 @@ def write_md_json(out: Path, detections_path: Path, results: Sequence[Classified
             if seq in pooled:
                 image["sequence_classifications"] = [[str(c), round(p, 4)] for c, p in top(pooled[seq], k)]
     data["classification_categories"] = {str(i): name for i, name in enumerate(classes)}
+    # Another classifier's descriptions (taxonomy strings) and metadata describe its ids, not ours: a reader
+    # (Timelapse) would show them for our classes.
+    data.pop("classification_category_descriptions", None)
     info = data.setdefault("info", {})
+    info.pop("classifier_metadata", None)
     info["classifier"] = f"camtrap-fast {__version__} ({run})"
     info["classification_completion_time"] = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     write_text(out, json.dumps(data, indent=1) + "\n")
