@@ -290,3 +290,19 @@ def test_md_json_drops_another_classifiers_descriptions_and_metadata(tmp_path):
     assert "classification_category_descriptions" not in data and "classifier_metadata" not in data["info"]
     assert data["info"]["detector"] == "md_v5a" and data["images"][0]["detections"][0]["classifications"][0][0] == "1"
     assert validate_md_json(data, top_k=2) == 1
+
+
+@pytest.mark.slow
+def test_a_photo_given_twice_is_classified_once(crop_run, tmp_path, data_dir, cli):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("ocelot.jpg", "blank.jpg"):
+        shutil.copy(data_dir / "edge-cases" / name, folder)
+    code, printed, err = cli("predict", crop_run, folder / "ocelot.jpg", folder, folder / "ocelot.jpg",
+                             "--out", tmp_path / "p.csv")
+    assert code == 0 and "classified 2 of 2 files" in printed, err
+    assert err.strip() == "warning: 1 photos given more than once, classified once"
+    with open(tmp_path / "p.csv", newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == [str(folder / "ocelot.jpg"), str(folder / "blank.jpg")]
+    code, printed, err = cli("predict", crop_run, folder, "--out", tmp_path / "p.csv")
+    assert code == 0 and "classified 2 of 2 files" in printed and err == ""

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                      detection=DetectionOptions(args.min_detection_conf, categories), aggregate=args.aggregate,
                      burst_seconds=args.burst_seconds, sequences=args.sequences)
     summary = run_predict(job)
+    if summary.repeated:
+        print(f"warning: {summary.repeated} photos given more than once, classified once", file=sys.stderr)
     what = "detections and images" if args.detections is not None else "files"
     notes = []
     if summary.failed:

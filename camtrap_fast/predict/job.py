@@ -65,6 +65,7 @@ class PredictSummary:
     failed: int
     not_classified: int  # detector failures and images without a qualifying detection
     other_files: int  # non-image files skipped in folders
+    repeated: int  # photos given more than once (a folder and a file in it), classified once
     sequences: int
     out: Path
     format: str
@@ -82,13 +83,13 @@ def run_predict(job: PredictJob) -> PredictSummary:
     run = Run(job.run)
     model, _, classes = run.load_model(device)
     preprocessing = run.preprocessing()
-    other_files = 0
+    other_files = repeated = 0
     crops = preprocessing.get("crops") or {}
     if job.detections is not None:
         items = detection_items(job.detections, job.inputs[0], job.detection.resolved(crops),
                                 crops.get("empty_class") if crops.get("mode") == "detections" else None)
     else:
-        items, other_files = photo_items(list(job.inputs))
+        items, other_files, repeated = photo_items(list(job.inputs))
     results = classify(model, items, preprocessing, job.batch_size, device)
     classified = sum(r.probs is not None for r in results)
     if classified == 0:
@@ -109,5 +110,5 @@ def run_predict(job: PredictJob) -> PredictSummary:
         writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools, _package_media(job.sequences))
     not_classified = sum(1 for r in results if r.item.not_classified)
     failed = sum(1 for r in results if r.probs is None) - not_classified
-    return PredictSummary(classified, len(results), failed, not_classified, other_files,
+    return PredictSummary(classified, len(results), failed, not_classified, other_files, repeated,
                           len(pools) if pools is not None else 0, job.out, fmt)
