@@ -306,3 +306,47 @@ def test_a_photo_given_twice_is_classified_once(crop_run, tmp_path, data_dir, cl
         assert [r["file"] for r in csv.DictReader(f)] == [str(folder / "ocelot.jpg"), str(folder / "blank.jpg")]
     code, printed, err = cli("predict", crop_run, folder, "--out", tmp_path / "p.csv")
     assert code == 0 and "classified 2 of 2 files" in printed and err == ""
+
+
+@pytest.mark.slow
+def test_sequences_apart_from_their_photos_say_how_many_are_unmatched(crop_run, tmp_path, data_dir, cli):
+    photos = tmp_path / "photos"
+    shutil.copytree(data_dir / "serengeti-samples" / "sequence-d04", photos)
+    names = sorted(p.name for p in photos.iterdir())
+    coco = {"images": [{"id": n, "file_name": name, "seq_id": f"s{n // 3}"} for n, name in enumerate(names[:-1])],
+            "annotations": [], "categories": [{"id": 0, "name": "empty"}]}  # the last photo is not listed
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "coco.json").write_text(json.dumps(coco))
+    args = ("predict", crop_run, photos, "--out", tmp_path / "p.csv", "--aggregate", "sequence", "--sequences",
+            tmp_path / "meta" / "coco.json")
+    code, printed, err = cli(*args)
+    assert code == 0 and "8 sequences pooled" in printed, err
+    assert err.startswith(f"warning: 8 of 8 photos not found in {tmp_path / 'meta' / 'coco.json'}; they are their "
+                          "own sequences") and "--image-root" in err and len(err.strip().splitlines()) == 1
+    code, printed, err = cli(*args, "--image-root", photos)
+    assert code == 0 and "4 sequences pooled" in printed, err  # s0, s1, s2 and the unlisted photo
+    assert err.strip() == f"warning: 1 of 8 photos not found in {tmp_path / 'meta' / 'coco.json'}; they are their " \
+                          "own sequences"
+    with open(tmp_path / "p.csv", newline="") as f:
+        assert [r["sequence"] for r in csv.DictReader(f)] == ["s0"] * 3 + ["s1"] * 3 + ["s2", f"frame:{photos / names[-1]}"]
+
+
+@pytest.mark.slow
+def test_bad_sequences_and_camtrap_dp_targets_are_refused_before_any_photo_is_classified(crop_run, tmp_path, data_dir,
+                                                                                         cli, monkeypatch):
+    from camtrap_fast.predict import job
+
+    monkeypatch.setattr(job, "classify", lambda *a, **k: pytest.fail("classified before the arguments were checked"))
+    photo = data_dir / "edge-cases" / "ocelot.jpg"
+    (tmp_path / "no-seq.json").write_text(json.dumps({"images": [{"id": 1, "file_name": str(photo)}],
+                                                      "annotations": [], "categories": []}))
+    (tmp_path / "taken.csv").write_text("mine\n")
+    sequence = ("--aggregate", "sequence", "--sequences")
+    for flags, message in [((*sequence, tmp_path / "missing.json"), "missing.json: no such file"),
+                           ((*sequence, photo), "ocelot.jpg: unknown source format"),
+                           ((*sequence, tmp_path / "no-seq.json"), "no-seq.json: names no sequences"),
+                           (("--format", "camtrap-dp"), "taken.csv: --format camtrap-dp writes a folder")]:
+        code, _, err = cli("predict", crop_run, photo, "--out", tmp_path / "taken.csv", *flags)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert (tmp_path / "taken.csv").read_text() == "mine\n"
