@@ -245,3 +245,108 @@ def test_md_json_without_detections_is_refused_before_any_work(tmp_path):
         PredictJob(run=tmp_path, inputs=(tmp_path,), out=tmp_path / "x.json")
     with pytest.raises(UserError, match="give one folder"):
         PredictJob(run=tmp_path, inputs=(tmp_path, tmp_path), out=tmp_path / "x.csv", detections=tmp_path / "m.json")
+
+
+def test_camtrap_dp_output_never_replaces_a_users_own_package(tmp_path, data_dir):
+    from camtrap_fast.predict import PredictJob
+
+    theirs = tmp_path / "theirs"
+    shutil.copytree(data_dir / "camtrap-dp-example", theirs)
+    before = {p.name: p.read_bytes() for p in theirs.iterdir() if p.is_file()}
+    for out in (theirs / "datapackage.json", theirs):
+        with pytest.raises(UserError, match=r"theirs/datapackage.json: .*not written by camtrap-fast.*another --out"):
+            PredictJob(run=tmp_path, inputs=(tmp_path,), out=out, format="camtrap-dp")
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "observations.csv").write_text("observationID\nmine\n")
+    with pytest.raises(UserError, match=r"loose/observations.csv: not written by camtrap-fast.*another --out"):
+        PredictJob(run=tmp_path, inputs=(tmp_path,), out=loose / "datapackage.json")
+    with pytest.raises(UserError, match="not written by camtrap-fast"):  # the writer refuses too, whoever calls it
+        writers.write_camtrap_dp(theirs, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    assert {p.name: p.read_bytes() for p in theirs.iterdir() if p.is_file()} == before
+    assert (loose / "observations.csv").read_text() == "observationID\nmine\n"
+    ours = tmp_path / "ours"  # our own earlier output is rewritten
+    writers.write_camtrap_dp(ours, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    PredictJob(run=tmp_path, inputs=(tmp_path,), out=ours / "datapackage.json")
+    writers.write_camtrap_dp(ours, results([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0]]), ["a", "b", "c"], Path("r"))
+    with pytest.raises(UserError, match="writes a folder"):  # an existing file, refused before any work
+        PredictJob(run=tmp_path, inputs=(tmp_path,), out=loose / "observations.csv", format="camtrap-dp")
+
+
+def test_md_json_drops_another_classifiers_descriptions_and_metadata(tmp_path):
+    detections = {
+        "info": {"format_version": "1.4", "detector": "md_v5a", "classifier": "speciesnet",
+                 "classifier_metadata": {"classes": ["cat", "dog"]}},
+        "detection_categories": {"1": "animal"},
+        "classification_categories": {"0": "cat", "1": "dog"},
+        "classification_category_descriptions": {"0": "mammalia;carnivora;felidae;felis;catus", "1": "canis"},
+        "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0.1, 0.2, 0.3, 0.4],
+                                                     "classifications": [["1", 0.8]]}]}]}
+    (tmp_path / "md.json").write_text(json.dumps(detections))
+    rows = results([[0.2, 0.7, 0.1], [0.5, 0.2, 0.3]])
+    writers.write_md_json(tmp_path / "out.json", tmp_path / "md.json", rows, ["bear", "fox", "crow"], 2, Path("r"))
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["classification_categories"] == {"0": "bear", "1": "fox", "2": "crow"}
+    assert "classification_category_descriptions" not in data and "classifier_metadata" not in data["info"]
+    assert data["info"]["detector"] == "md_v5a" and data["images"][0]["detections"][0]["classifications"][0][0] == "1"
+    assert validate_md_json(data, top_k=2) == 1
+
+
+@pytest.mark.slow
+def test_a_photo_given_twice_is_classified_once(crop_run, tmp_path, data_dir, cli):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("ocelot.jpg", "blank.jpg"):
+        shutil.copy(data_dir / "edge-cases" / name, folder)
+    code, printed, err = cli("predict", crop_run, folder / "ocelot.jpg", folder, folder / "ocelot.jpg",
+                             "--out", tmp_path / "p.csv")
+    assert code == 0 and "classified 2 of 2 files" in printed, err
+    assert err.strip() == "warning: 1 photos given more than once, classified once"
+    with open(tmp_path / "p.csv", newline="") as f:
+        assert [r["file"] for r in csv.DictReader(f)] == [str(folder / "ocelot.jpg"), str(folder / "blank.jpg")]
+    code, printed, err = cli("predict", crop_run, folder, "--out", tmp_path / "p.csv")
+    assert code == 0 and "classified 2 of 2 files" in printed and err == ""
+
+
+@pytest.mark.slow
+def test_sequences_apart_from_their_photos_say_how_many_are_unmatched(crop_run, tmp_path, data_dir, cli):
+    photos = tmp_path / "photos"
+    shutil.copytree(data_dir / "serengeti-samples" / "sequence-d04", photos)
+    names = sorted(p.name for p in photos.iterdir())
+    coco = {"images": [{"id": n, "file_name": name, "seq_id": f"s{n // 3}"} for n, name in enumerate(names[:-1])],
+            "annotations": [], "categories": [{"id": 0, "name": "empty"}]}  # the last photo is not listed
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "coco.json").write_text(json.dumps(coco))
+    args = ("predict", crop_run, photos, "--out", tmp_path / "p.csv", "--aggregate", "sequence", "--sequences",
+            tmp_path / "meta" / "coco.json")
+    code, printed, err = cli(*args)
+    assert code == 0 and "8 sequences pooled" in printed, err
+    assert err.startswith(f"warning: 8 of 8 photos not found in {tmp_path / 'meta' / 'coco.json'}; they are their "
+                          "own sequences") and "--image-root" in err and len(err.strip().splitlines()) == 1
+    code, printed, err = cli(*args, "--image-root", photos)
+    assert code == 0 and "4 sequences pooled" in printed, err  # s0, s1, s2 and the unlisted photo
+    assert err.strip() == f"warning: 1 of 8 photos not found in {tmp_path / 'meta' / 'coco.json'}; they are their " \
+                          "own sequences"
+    with open(tmp_path / "p.csv", newline="") as f:
+        assert [r["sequence"] for r in csv.DictReader(f)] == ["s0"] * 3 + ["s1"] * 3 + ["s2", f"frame:{photos / names[-1]}"]
+
+
+@pytest.mark.slow
+def test_bad_sequences_and_camtrap_dp_targets_are_refused_before_any_photo_is_classified(crop_run, tmp_path, data_dir,
+                                                                                         cli, monkeypatch):
+    from camtrap_fast.predict import job
+
+    monkeypatch.setattr(job, "classify", lambda *a, **k: pytest.fail("classified before the arguments were checked"))
+    photo = data_dir / "edge-cases" / "ocelot.jpg"
+    (tmp_path / "no-seq.json").write_text(json.dumps({"images": [{"id": 1, "file_name": str(photo)}],
+                                                      "annotations": [], "categories": []}))
+    (tmp_path / "taken.csv").write_text("mine\n")
+    sequence = ("--aggregate", "sequence", "--sequences")
+    for flags, message in [((*sequence, tmp_path / "missing.json"), "missing.json: no such file"),
+                           ((*sequence, photo), "ocelot.jpg: unknown source format"),
+                           ((*sequence, tmp_path / "no-seq.json"), "no-seq.json: names no sequences"),
+                           (("--format", "camtrap-dp"), "taken.csv: --format camtrap-dp writes a folder")]:
+        code, _, err = cli("predict", crop_run, photo, "--out", tmp_path / "taken.csv", *flags)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and message in lines[0], err
+    assert (tmp_path / "taken.csv").read_text() == "mine\n"

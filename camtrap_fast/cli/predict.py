@@ -39,7 +39,11 @@ def add_parser(subparsers) -> None:
                         "this many seconds of the previous one (EXIF time) are one sequence (default 10)")
     parser.add_argument("--sequences", type=Path, metavar="SOURCE",
                         help="with --aggregate sequence: a COCO Camera Traps file, Camtrap DP package or CSV whose "
-                        "seq_id / events name the sequences")
+                        "seq_id / events name the sequences; its photos are matched by path, so a photo it does "
+                        "not list (a warning says how many) is a sequence of its own")
+    parser.add_argument("--image-root", type=Path, metavar="FOLDER",
+                        help="with --sequences: the folder its relative photo paths start from, when the file "
+                        "lives apart from its photos (default: the file's own folder, as for shard --image-root)")
     parser.set_defaults(func=run)
 
 
@@ -54,8 +58,14 @@ def run(args: argparse.Namespace) -> int:
     job = PredictJob(run=args.run, inputs=tuple(args.inputs), out=args.out, format=args.format, top_k=args.top_k,
                      batch_size=args.batch_size, device=args.device, detections=args.detections,
                      detection=DetectionOptions(args.min_detection_conf, categories), aggregate=args.aggregate,
-                     burst_seconds=args.burst_seconds, sequences=args.sequences)
+                     burst_seconds=args.burst_seconds, sequences=args.sequences, image_root=args.image_root)
     summary = run_predict(job)
+    if summary.repeated:
+        print(f"warning: {summary.repeated} photos given more than once, classified once", file=sys.stderr)
+    if summary.unmatched:
+        print(f"warning: {summary.unmatched} of {summary.photos} photos not found in {args.sequences}; they are their "
+              "own sequences" + ("" if args.image_root else " (if its paths start from another folder, give it as "
+                                 "--image-root)"), file=sys.stderr)
     what = "detections and images" if args.detections is not None else "files"
     notes = []
     if summary.failed:

@@ -8,6 +8,7 @@ photo the user pointed at appears in the output.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,23 +50,32 @@ class DetectionOptions:
             self.categories if self.categories is not None else tuple(trained.get("categories", ("animal",))))
 
 
-def photo_items(paths: list[Path]) -> tuple[list[Item], int]:
-    """(an item per photo: files as given plus every non-hidden image file below a folder, non-image files skipped)."""
-    items, skipped = [], 0
+def photo_items(paths: list[Path]) -> tuple[list[Item], int, int]:
+    """(an item per photo: files as given plus every non-hidden image file below a folder; how many non-image
+    files were skipped; how many photos were given more than once, e.g. by a folder and by name: each is
+    listed once, where first given)."""
+    photos = []
+    skipped = 0
     for path in paths:
         if path.is_dir():
             for found in sorted(p for p in path.rglob("*") if p.is_file() and not any(
                     part.startswith(".") for part in p.relative_to(path).parts)):
                 if found.suffix.lower() in IMAGE_SUFFIXES:
-                    items.append(Item(str(found), str(found)))
+                    photos.append(found)
                 else:
                     skipped += 1
         else:
-            items.append(Item(str(path), str(path)))  # a missing file is reported as such when it is read
-    if not items:
+            photos.append(path)  # a missing file is reported as such when it is read
+    if not photos:
         raise UserError(f"no image files to classify in {', '.join(map(str, paths))}"
                         + (f" ({skipped} other files skipped)" if skipped else ""))
-    return items, skipped
+    # One item per photo on disk: a photo is decoded once and each of its items gets a result.
+    keys = [os.path.realpath(photo) for photo in photos]
+    first: dict[str, Path] = {}  # the same photo on disk -> as it was first given, in that order
+    for key, photo in zip(keys, photos):
+        first.setdefault(key, photo)
+    repeated = sum(1 for count in Counter(keys).values() if count > 1)
+    return [Item(str(photo), str(photo)) for photo in first.values()], skipped, repeated
 
 
 def detection_items(detections_path: Path, root: Path, options: DetectionOptions,

@@ -63,13 +63,23 @@ def burst_ids(items: Sequence[Item], burst_seconds: float) -> list[str]:
     return [burst_of.get(item.path, f"frame:{item.file}") for item in items]
 
 
-def source_ids(items: Sequence[Item], source: Path) -> tuple[list[str], int]:
-    """Per item, the sequence its photo has in `source` (COCO CT seq_id / Camtrap DP eventID / CSV seq_id, as the
-    source names it), and how many photos the source does not list (each then `frame:FILE`, its own)."""
+def load_sequence_source(source: Path, image_root: Path | None = None) -> dict[str, str]:
+    """Photo (absolute path) -> its sequence in `source` (COCO CT seq_id / Camtrap DP eventID / CSV seq_id, as
+    the source names it; relative paths resolved against `image_root`, else the source's own folder)."""
+    from camtrap_fast.errors import UserError
     from camtrap_fast.ingest import load_records
 
-    _, records = load_records(source)
+    _, records = load_records(source, image_root=image_root)
     sequence_of = {os.path.abspath(r.path): r.seq_id for r in records if r.seq_id}
+    if not sequence_of:
+        raise UserError(f"--sequences {source}: names no sequences (no seq_id, or eventID in a Camtrap DP "
+                        "package); leave it out to group photos into bursts by EXIF time")
+    return sequence_of
+
+
+def source_ids(items: Sequence[Item], sequence_of: dict[str, str]) -> tuple[list[str], int]:
+    """Per item, the sequence its photo has in `sequence_of` (`load_sequence_source`), and how many photos it
+    does not list (each then `frame:FILE`, its own)."""
     ids, unmatched = [], set()
     for item in items:
         seq = sequence_of.get(os.path.abspath(item.path))

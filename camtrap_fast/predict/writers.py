@@ -5,9 +5,10 @@ AddaxAI), Camtrap DP observations (Agouti, camtraptor, GBIF).
   classes and probabilities as separate columns (class names with commas or semicolons stay parseable),
   the sequence and its pooled prediction, and why a row could not be classified.
 - md-json: the input MegaDetector file with everything kept, `classification_categories` (id -> class)
-  added and each classified detection given `classifications`: [[id, probability], ...], top-k, best
-  first, as MegaDetector's own classifiers and SpeciesNet's converter write them. Images also get
-  `seq_id` and `sequence_classifications` when sequences were pooled.
+  replacing an earlier classifier's (whose `classification_category_descriptions` and
+  `info.classifier_metadata` are dropped), and each classified detection given `classifications`:
+  [[id, probability], ...], top-k, best first, as MegaDetector's own classifiers and SpeciesNet's
+  converter write them. Images also get `seq_id` and `sequence_classifications` when sequences were pooled.
 - camtrap-dp: a folder with `observations.csv` (Camtrap DP 1.0 columns; classificationMethod machine)
   and a minimal `datapackage.json` that lists it. Media-level rows per classified photo or detection;
   with sequences, one event-level row per sequence too.
@@ -41,6 +42,7 @@ OBSERVATION_COLUMNS = (
 # Class names that are Camtrap DP observation types rather than taxa (as `shard` reads them back).
 OBSERVATION_TYPES = {"blank", "empty", "human", "person", "vehicle", "unknown", "unclassified"}
 _TYPE_OF = {"empty": "blank", "person": "human", "unclassified": "unclassified"}
+PACKAGE_NAME = "camtrap-fast-predictions"  # how our datapackage.json tells itself from a user's own package
 
 
 def choose_format(out: Path, given: str | None) -> str:
@@ -65,6 +67,33 @@ def choose_format(out: Path, given: str | None) -> str:
 def camtrap_dp_folder(out: Path) -> Path:
     """The folder a Camtrap DP output goes to: --out itself, or the folder of --out .../datapackage.json."""
     return out.parent if out.name == "datapackage.json" else out
+
+
+def check_camtrap_dp_target(out: Path) -> None:
+    """Raise the UserError `write_camtrap_dp` would raise, before any photo is classified.
+
+    Only our own earlier output may be replaced: a folder holding a datapackage.json that is not ours, or an
+    observations.csv without ours beside it, is the user's (their own Camtrap DP package) and is refused."""
+    folder = camtrap_dp_folder(out)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{folder}: --format camtrap-dp writes a folder (observations.csv, datapackage.json); "
+                        "name a folder")
+    package, observations = folder / "datapackage.json", folder / "observations.csv"
+    if os.path.lexists(package):
+        if not _ours(package):
+            raise UserError(f"{package}: a Camtrap DP package not written by camtrap-fast predict; it is kept: "
+                            "choose another --out")
+    elif os.path.lexists(observations):
+        raise UserError(f"{observations}: not written by camtrap-fast predict (no datapackage.json of ours beside "
+                        "it); it is kept: choose another --out")
+
+
+def _ours(package: Path) -> bool:
+    try:
+        data = json.loads(package.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("name") == PACKAGE_NAME
 
 
 def top(probs: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -123,7 +152,11 @@ def write_md_json(out: Path, detections_path: Path, results: Sequence[Classified
             if seq in pooled:
                 image["sequence_classifications"] = [[str(c), round(p, 4)] for c, p in top(pooled[seq], k)]
     data["classification_categories"] = {str(i): name for i, name in enumerate(classes)}
+    # Another classifier's descriptions (taxonomy strings) and metadata describe its ids, not ours: a reader
+    # (Timelapse) would show them for our classes.
+    data.pop("classification_category_descriptions", None)
     info = data.setdefault("info", {})
+    info.pop("classifier_metadata", None)
     info["classifier"] = f"camtrap-fast {__version__} ({run})"
     info["classification_completion_time"] = dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
     write_text(out, json.dumps(data, indent=1) + "\n")
@@ -139,10 +172,8 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
     photo's path is the mediaID, its folder the deploymentID, and its EXIF time the timestamp."""
     from camtrap_fast.predict.sequences import capture_time
 
+    check_camtrap_dp_target(out)
     out = camtrap_dp_folder(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: --format camtrap-dp writes a folder (observations.csv, datapackage.json); "
-                        "name a folder")
     out.mkdir(parents=True, exist_ok=True)
     classified_by = f"camtrap-fast {__version__} ({run})"
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -178,7 +209,7 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
         writer.writerows(rows)
     write_text(out / "datapackage.json", json.dumps({
         "profile": CAMTRAP_DP_PROFILE,
-        "name": "camtrap-fast-predictions",
+        "name": PACKAGE_NAME,
         "created": stamp,
         "description": f"Machine classifications by {classified_by}. Observations only: the deployments and "
                        "media of the photos are not described here (join on mediaID = the photo's path).",
