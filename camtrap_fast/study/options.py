@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
+from camtrap_fast.sampling.scale import STUDY_TRAIN_IMAGES
 from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.study.config import DEFAULT_LOSS, DEFAULT_REGIMES, DEFAULT_SEEDS, StudyConfig, resolve_regimes
 from camtrap_fast.train.options import add_train_arguments, config_from_args
@@ -28,7 +29,8 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         f"(default the study's five: {', '.join(DEFAULT_REGIMES)})")
     parser.add_argument("--scale-regimes", action="store_true",
                         help="scale the study's presets (caps and ROS bands) by these shards' training images / "
-                        "Snapshot Serengeti season 9's 155,254, so a small dataset gets the study's proportions")
+                        f"Snapshot Serengeti season 9's {STUDY_TRAIN_IMAGES:,}, so a small dataset gets the study's "
+                        "proportions")
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), metavar="S1,S2,...",
                         help="one run per seed of every regime and loss, paired by seed in the claims (default 0,1,2); "
                         "rerun a study with more seeds to add them")

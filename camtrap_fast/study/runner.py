@@ -27,6 +27,7 @@ from pathlib import Path
 from camtrap_fast import atomic
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines.decoded import DecodedSplits
+from camtrap_fast.sampling.scale import STUDY_TRAIN_IMAGES
 from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.study.claims import check_claims, claims_md
 from camtrap_fast.study.collect import StudyScores, collect
@@ -158,7 +159,7 @@ def _regime_note(config: StudyConfig, scores: StudyScores, model) -> str:
     epochs = scores.epoch_counts[(model.label, "1")]
     per_epoch = f", {sum(epochs)} images per phase-1 epoch" if epochs is not None else ""
     bands = f", ROS bands {spec.ros_ratios_text}" if spec.ros_cap else ""
-    scaled = (f" (caps scaled ×{config.scale:.5f}: {config.train_images} training images / 155,254)"
+    scaled = (f" (caps scaled ×{config.scale:.5f}: {config.train_images} training images / {STUDY_TRAIN_IMAGES:,})"
               if model.regime.scaled else "")
     loss = f", loss {model.loss}" if model.label != model.regime.name else ""
     return f"{model.label}: --regime {model.regime.name} → {spec.text}{scaled}{bands}{loss}{per_epoch}"

@@ -24,6 +24,8 @@ from camtrap_fast.train.head_epochs import HeadResult
 
 # Rows per matmul when a method scores many features at once (fp16 rows widened one block at a time).
 BLOCK_ROWS = 16384
+# Rows (weights, features) shorter than this count as this long when normalized: a zero row stays zero.
+MIN_NORM = 1e-12
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from camtrap_fast.train.heads.contract import BLOCK_ROWS, HeadFit, HeadInputs
+from camtrap_fast.train.heads.contract import BLOCK_ROWS, MIN_NORM, HeadFit, HeadInputs
 
-MIN_NORM = 1e-12  # a zero row stays zero
 NEVER = -1e30  # bias of a class with no training rows
 
 

@@ -19,12 +19,10 @@ from collections.abc import Callable
 import torch
 
 from camtrap_fast.metrics import macro_f1
-from camtrap_fast.train.heads.contract import HeadFit, HeadInputs, linear_logits
+from camtrap_fast.train.heads.contract import MIN_NORM, HeadFit, HeadInputs, linear_logits
 
 TAU_GRID = tuple(round(i * 0.05, 2) for i in range(41))  # 0 to 2 in steps of 0.05, exact decimals
 UNTUNED_TAU = 1.0
-# Weight rows shorter than this count as this long: an all-zero row stays zero instead of dividing by 0.
-MIN_NORM = 1e-12
 
 
 def sweep(val_logits: torch.Tensor, val_labels: torch.Tensor, adjust: Callable[[torch.Tensor, float], torch.Tensor],
