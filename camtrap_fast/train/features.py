@@ -43,11 +43,18 @@ class FeatureCache:
             object.__setattr__(self, "positions", torch.arange(len(self.labels), dtype=torch.int64))
 
 
-def feature_tag(checkpoint: Path, shards_fingerprint: str, split: str, transform: str) -> str:
+def checkpoint_digest(checkpoint: Path):
+    """The SHA-256 state after the checkpoint's bytes: read once per run, then `feature_tag` per split."""
     digest = hashlib.sha256()
     with open(checkpoint, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
+    return digest
+
+
+def feature_tag(checkpoint, shards_fingerprint: str, split: str, transform: str) -> str:
+    """checkpoint: `checkpoint_digest(path)`. What a cache was made from: checkpoint, shards, split, transform."""
+    digest = checkpoint.copy()
     digest.update(f"|{shards_fingerprint}|{split}|{transform}".encode())
     return digest.hexdigest()[:32]
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from camtrap_fast.model import split_backbone_head
-from camtrap_fast.train.features import FeatureCache, cached_features, extract_to_cache, feature_tag
+from camtrap_fast.train.features import (FeatureCache, cached_features, checkpoint_digest, extract_to_cache,
+                                         feature_tag)
 from camtrap_fast.train.heads.contract import HeadFit, HeadInputs
 from camtrap_fast.train.heads.registry import fit_method
 from camtrap_fast.train.session import Session
@@ -29,8 +30,9 @@ def cache_features(session: Session, model, loaders: dict) -> tuple[dict[str, Fe
     model.eval()  # BatchNorm statistics frozen: the backbone is a fixed feature extractor now
     transform = f"{config.model.arch}|{config.loader.image_size}|{manifest.image_size}|{config.loader.eval_crop}"
     caches, seconds = {}, 0.0
+    checkpoint = checkpoint_digest(session.run.model_path(1))
     for split, loader in loaders.items():
-        tag = feature_tag(session.run.model_path(1), manifest.fingerprint, split, transform)
+        tag = feature_tag(checkpoint, manifest.fingerprint, split, transform)
         cache = cached_features(session.run.features_dir / f"{split}.pt", tag,
                                 lambda: extract_to_cache(backbone, loader, session.sizes[split], session.device, tag))
         seconds += cache.seconds
