@@ -236,6 +236,21 @@ def test_skip_corrupt_in_train_and_eval_is_counted(baseline, shards, tmp_path, c
     assert code == 0, err
     with open(run / "heads" / "ncm" / "predictions.csv", newline="") as f:
         assert [r["key"] for r in csv.DictReader(f)] == index.keys()[1:]
+    # training meets a damaged sample again every epoch: the report counts each once, as eval does
+    manifest = load_manifest(broken)
+    for split, positions in (("val", [0]), ("train", [0, 1])):
+        damaged = manifest.load_index(split)
+        for i in positions:
+            with open(broken / damaged.shards[int(damaged.shard_ids[i])], "r+b") as f:
+                f.seek(int(damaged.offsets[i]))
+                f.write(b"\0" * 16)
+    trained = tmp_path / "trained"
+    code, _, err = cli("train", broken, "--out", trained, *TINY[4:], "--epochs", "2", "--patience", "2",
+                       "--skip-corrupt")
+    assert code == 0, err
+    metrics = json.loads((trained / "phase1" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert metrics["skipped_corrupt"] == {"val (eval)": 1, "test (eval)": 1, "train": 2}
 
 
 # --- predict -------------------------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     loaders = {s: make_eval_loader(manifest, s, session.loader_config("eval")) for s in dict.fromkeys(splits)}
     try:
         caches, extraction_seconds = cache_features(session, model, loaders)
-        skipped = {s: loader.skipped for s, loader in loaders.items() if loader.skipped}
+        skipped = {s: len(loader.skipped_samples) for s, loader in loaders.items() if loader.skipped_samples}
     finally:
         for loader in loaders.values():
             loader.close()
