@@ -139,6 +139,14 @@ def test_resume_with_other_options_names_them(baseline, shards, tmp_path, cli):
     assert code == 2 and "--lr 0.001 in the run, 0.01 now" in line and "--seed 0 in the run, 3 now" in line
 
 
+def test_resume_may_add_skip_corrupt(baseline, shards, tmp_path, cli):
+    run = tmp_path / "copy"
+    shutil.copytree(baseline, run)
+    # what the corrupt-sample error says to pass: it changes nothing a readable sample trains on
+    code, out, err = cli("train", shards, "--out", run, *TINY, "--resume", "--skip-corrupt")
+    assert code == 0 and "phase 1 already finished" in out, err
+
+
 def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli):
     resharded = tmp_path / "shards"
     shutil.copytree(shards, resharded)
