@@ -261,6 +261,16 @@ def test_skip_corrupt_in_train_and_eval_is_counted(baseline, shards, tmp_path, c
     assert metrics["skipped_corrupt"] == {"val (eval)": 1, "test (eval)": 1, "train": 2}
 
 
+def test_heads_refuses_a_run_whose_phase1_has_not_finished(baseline, tmp_path, cli):
+    run = tmp_path / "killed"
+    shutil.copytree(baseline, run)
+    (run / "phase1" / "metrics.json").unlink()  # killed mid phase 1: model.pt is the best epoch so far
+    code, _, err = cli("heads", run, "--methods", "ncm")
+    line = one_line(err)
+    assert code == 2 and str(run) in line and "phase 1 has not finished" in line and "--resume" in line
+    assert not (run / "heads").exists()
+
+
 # --- predict -------------------------------------------------------------------------------------------------------
 
 
