@@ -128,6 +128,16 @@ def test_compare_needs_two_phase_and_the_same_classes(shards, baseline, tmp_path
     assert not (tmp_path / "r").exists()
 
 
+def test_compare_with_an_unfinished_baseline_is_refused_before_training(shards, baseline, tmp_path, cli):
+    killed = tmp_path / "killed"
+    shutil.copytree(baseline, killed)
+    (killed / "phase1" / "metrics.json").unlink()  # killed in phase 1: config.json and classes.json are there
+    code, _, err = cli("train", shards, "--out", tmp_path / "r", *TINY, "--two-phase", "--compare", killed)
+    line = one_line(err)
+    assert code == 2 and str(killed) in line and "phase 1 has not finished" in line and "--resume" in line
+    assert not (tmp_path / "r").exists()
+
+
 # --- resume ------------------------------------------------------------------------------------------------------
 
 
