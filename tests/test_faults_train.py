@@ -128,6 +128,16 @@ def test_compare_needs_two_phase_and_the_same_classes(shards, baseline, tmp_path
     assert not (tmp_path / "r").exists()
 
 
+def test_compare_with_an_unfinished_baseline_is_refused_before_training(shards, baseline, tmp_path, cli):
+    killed = tmp_path / "killed"
+    shutil.copytree(baseline, killed)
+    (killed / "phase1" / "metrics.json").unlink()  # killed in phase 1: config.json and classes.json are there
+    code, _, err = cli("train", shards, "--out", tmp_path / "r", *TINY, "--two-phase", "--compare", killed)
+    line = one_line(err)
+    assert code == 2 and str(killed) in line and "phase 1 has not finished" in line and "--resume" in line
+    assert not (tmp_path / "r").exists()
+
+
 # --- resume ------------------------------------------------------------------------------------------------------
 
 
@@ -137,6 +147,14 @@ def test_resume_with_other_options_names_them(baseline, shards, tmp_path, cli):
     code, _, err = cli("train", shards, "--out", run, *TINY, "--resume", "--lr", "0.01", "--seed", "3")
     line = one_line(err)
     assert code == 2 and "--lr 0.001 in the run, 0.01 now" in line and "--seed 0 in the run, 3 now" in line
+
+
+def test_resume_may_add_skip_corrupt(baseline, shards, tmp_path, cli):
+    run = tmp_path / "copy"
+    shutil.copytree(baseline, run)
+    # what the corrupt-sample error says to pass: it changes nothing a readable sample trains on
+    code, out, err = cli("train", shards, "--out", run, *TINY, "--resume", "--skip-corrupt")
+    assert code == 0 and "phase 1 already finished" in out, err
 
 
 def test_resume_on_resharded_data_is_refused(baseline, shards, tmp_path, cli):
@@ -236,6 +254,31 @@ def test_skip_corrupt_in_train_and_eval_is_counted(baseline, shards, tmp_path, c
     assert code == 0, err
     with open(run / "heads" / "ncm" / "predictions.csv", newline="") as f:
         assert [r["key"] for r in csv.DictReader(f)] == index.keys()[1:]
+    # training meets a damaged sample again every epoch: the report counts each once, as eval does
+    manifest = load_manifest(broken)
+    for split, positions in (("val", [0]), ("train", [0, 1])):
+        damaged = manifest.load_index(split)
+        for i in positions:
+            with open(broken / damaged.shards[int(damaged.shard_ids[i])], "r+b") as f:
+                f.seek(int(damaged.offsets[i]))
+                f.write(b"\0" * 16)
+    trained = tmp_path / "trained"
+    code, _, err = cli("train", broken, "--out", trained, *TINY[4:], "--epochs", "2", "--patience", "2",
+                       "--skip-corrupt")
+    assert code == 0, err
+    metrics = json.loads((trained / "phase1" / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert metrics["skipped_corrupt"] == {"val (eval)": 1, "test (eval)": 1, "train": 2}
+
+
+def test_heads_refuses_a_run_whose_phase1_has_not_finished(baseline, tmp_path, cli):
+    run = tmp_path / "killed"
+    shutil.copytree(baseline, run)
+    (run / "phase1" / "metrics.json").unlink()  # killed mid phase 1: model.pt is the best epoch so far
+    code, _, err = cli("heads", run, "--methods", "ncm")
+    line = one_line(err)
+    assert code == 2 and str(run) in line and "phase 1 has not finished" in line and "--resume" in line
+    assert not (run / "heads").exists()
 
 
 # --- predict -------------------------------------------------------------------------------------------------------

@@ -415,3 +415,25 @@ def test_streaming_skips_and_counts_a_corrupt_sample(shards, tmp_path):
                                              skip_corrupt=True)) as loader:
         labels = torch.cat([y for x, y in loader.stream(urls, plan, seed=0)])
         assert len(labels) == len(index) - 1 and loader.skipped == 1
+
+
+# --- DecodedSplits: whole eval splits kept in memory ---------------------------------------------------------
+
+
+def test_decoded_splits_budget_counts_splits_admitted_but_not_yet_decoded(tiny_shards):
+    from camtrap_fast.pipelines.decoded import DecodedLoader, DecodedSplits
+    from camtrap_fast.shards.manifest import load_manifest
+
+    manifest = load_manifest(tiny_shards)
+    eval_config = LoaderConfig(mode="eval", backend="pil", device="cpu", batch_size=16, image_size=32, workers=0)
+    sizes = {s: info.samples * 32 * 32 * 3 for s, info in manifest.splits.items() if info.samples}
+    assert len(sizes) == 3
+    store = DecodedSplits(budget_bytes=max(sizes.values()) + 1)
+    # a run makes all its eval loaders before any epoch: room for one split admits one, not all
+    loaders = {s: store.make_loader(manifest, s, eval_config) for s in sizes}
+    decoded = [s for s, loader in loaders.items() if isinstance(loader, DecodedLoader)]
+    assert len(decoded) == 1 and store.used_bytes == sizes[decoded[0]]
+    assert isinstance(store.make_loader(manifest, decoded[0], eval_config), DecodedLoader)  # admitted once
+    labels = torch.cat([y for _, y in loaders[decoded[0]].epoch(np.arange(manifest.splits[decoded[0]].samples))])
+    assert labels.tolist() == manifest.load_index(decoded[0]).labels.tolist()
+    assert store.used_bytes == sizes[decoded[0]] == store.split_images(manifest, decoded[0], eval_config)[0].nbytes

@@ -32,19 +32,26 @@ class DecodedSplits:
     def __init__(self, budget_bytes: int = DEFAULT_BUDGET_BYTES):
         self.budget_bytes = budget_bytes
         self._splits: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        # Bytes set aside per split when its first loader is admitted, before it is decoded: a run makes all its
+        # eval loaders up front, so counting only decoded splits would admit every one of them against 0 bytes.
+        self._reserved: dict[tuple, int] = {}
         self.decoded_images = 0  # images decoded into the store
         self.served_images = 0  # images served from it
 
     @property
     def used_bytes(self) -> int:
-        return sum(images.nbytes for images, _ in self._splits.values())
+        """Bytes of the admitted splits, decoded or not yet."""
+        return sum(self._reserved.values())
 
     def make_loader(self, manifest: Manifest, split: str, config: LoaderConfig) -> Loader:
-        key = self._key(manifest, split, config)
-        size = manifest.splits[split].samples * config.image_size ** 2 * 3
-        if config.mode != "eval" or config.skip_corrupt or (
-                key not in self._splits and self.used_bytes + size > self.budget_bytes):
+        if config.mode != "eval" or config.skip_corrupt:
             return make_loader(manifest, split, config)
+        key = self._key(manifest, split, config)
+        if key not in self._reserved:
+            size = manifest.splits[split].samples * config.image_size ** 2 * 3
+            if self.used_bytes + size > self.budget_bytes:
+                return make_loader(manifest, split, config)
+            self._reserved[key] = size
         return DecodedLoader(self, manifest, split, config)
 
     @staticmethod
@@ -57,13 +64,18 @@ class DecodedSplits:
         """(uint8 N x S x S x 3 images, int64 labels) of the whole split in index order, decoded on first use."""
         key = self._key(manifest, split, config)
         if key not in self._splits:
-            images, labels = [], []
             with make_loader(manifest, split, config) as loader:
                 count = len(loader.index)
+                # Filled in place, batch by batch: concatenating a list of batches would hold the split twice.
+                images = np.empty((count, config.image_size, config.image_size, 3), dtype=np.uint8)
+                labels = np.empty(count, dtype=np.int64)
+                start = 0
                 for batch, batch_labels in loader.epoch_images(np.arange(count, dtype=np.int64), 0):
-                    images.append(batch.cpu().numpy())
-                    labels.append(batch_labels.cpu().numpy())
-            self._splits[key] = (np.concatenate(images), np.concatenate(labels).astype(np.int64))
+                    stop = start + len(batch_labels)
+                    images[start:stop] = batch.cpu().numpy()
+                    labels[start:stop] = batch_labels.cpu().numpy()
+                    start = stop
+            self._splits[key] = (images, labels)
             self.decoded_images += count
         return self._splits[key]
 

@@ -48,6 +48,10 @@ class Loader(abc.ABC):
         self.index: SampleIndex = manifest.load_index(split)
         self.reader = ShardReader(self.index, manifest.root)
         self.skipped = 0  # corrupt samples skipped so far (skip_corrupt=True), over all epochs
+        # The distinct samples behind `skipped` (index in the split, or the message where streaming gives none): what
+        # a report counts, since one damaged sample is met again every epoch.
+        self.skipped_samples: set[int | str] = set()
+        self._order = np.empty(0, dtype=np.int64)  # the current epoch's, for `_corrupt` to name the sample
         # Positions in the current epoch's order of the samples skipped, so callers can line results up with
         # the order (an eval report's keys) rather than assume every sample came through.
         self.skipped_positions: list[int] = []
@@ -99,6 +103,7 @@ class Loader(abc.ABC):
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
         order = self.check_order(order)
+        self._order = order
         self.skipped_positions = []
         bounds = self.batches_in(order)
         if not bounds:
@@ -148,6 +153,7 @@ class Loader(abc.ABC):
         self.skipped += 1
         if position is not None:
             self.skipped_positions.append(int(position))
+        self.skipped_samples.add(message if position is None else int(self._order[position]))
         log.warning("skipping corrupt sample: %s", message)
 
 

@@ -64,8 +64,8 @@ def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Pat
         epoch_counts = plan_sampling(manifest.splits["train"].class_counts, config.sampling).target
     index = manifest.load_index(split)
     out = run.eval_dir(split)
-    extra = {"phase": phase, "split": split, "model": str(run.model_path(phase)), "skipped_corrupt": loader.skipped,
-             "eval_crop": config.loader.eval_crop}
+    extra = {"phase": phase, "split": split, "model": str(run.model_path(phase)),
+             "skipped_corrupt": len(loader.skipped_samples), "eval_crop": config.loader.eval_crop}
     keys = index.keys(scored.positions)
     metrics = write_phase_report(out, scored.y_true, scored.y_pred, scored.confidence, keys, classes, train_counts,
                                  extra, epoch_counts)

@@ -37,7 +37,10 @@ from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.options import FLAG_OF_FIELD
 
 # Options a resumed run may change: they do not change what is trained, or they extend it (--epochs).
-RESUMABLE_CHANGES = ("device", "loader.workers", "compare", "phase1.epochs", "phase1.patience")
+# --skip-corrupt only leaves out samples that cannot be read, so every healthy sample trains as before; it is
+# what the corrupt-sample error tells the user to add.
+RESUMABLE_CHANGES = ("device", "loader.workers", "loader.skip_corrupt", "compare", "phase1.epochs",
+                     "phase1.patience")
 
 
 @dataclass(frozen=True)

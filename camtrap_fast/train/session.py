@@ -16,6 +16,7 @@ import torch
 
 from camtrap_fast.errors import UserError
 from camtrap_fast.pipelines import LoaderConfig
+from camtrap_fast.report import METRICS_FILE, read_metrics
 from camtrap_fast.sampling import SamplingPlan, plan_sampling
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.train.config import TrainConfig
@@ -56,10 +57,18 @@ class Session:
         if not self.config.two_phase:
             raise UserError(f"{compare}: --compare charts phase 2 against a baseline run; add --two-phase "
                             "(or leave --compare out)")
-        theirs = Run(compare).classes()
+        compared = Run(compare)
+        theirs = compared.classes()
         if theirs != self.classes:
             raise UserError(f"{compare}: --compare needs a run on the same classes, in the same order; it has "
                             f"{len(theirs)} classes, these shards {len(self.classes)}")
+        # Read only after this run's phase 2, so checked now: a baseline killed mid-training would fail at the end.
+        final = 2 if compared.load_config().two_phase else 1
+        metrics_dir = compared.phase_dir(final)
+        if not (metrics_dir / METRICS_FILE).is_file():
+            raise UserError(f"{compare}: --compare needs a finished run, and its phase {final} has not finished "
+                            f"({metrics_dir / METRICS_FILE} missing); finish it with `train ... --resume` first")
+        read_metrics(metrics_dir)
 
     @property
     def classes(self) -> list[str]:

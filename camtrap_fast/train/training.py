@@ -177,10 +177,10 @@ def _phase1_to_run(session: Session) -> bool:
 
 
 def _skipped(train_loader, eval_loaders: dict) -> dict[str, int]:
-    """Corrupt samples skipped (--skip-corrupt) so far, per loader."""
-    counts = {f"{split} (eval)": loader.skipped for split, loader in eval_loaders.items()}
+    """Distinct corrupt samples skipped (--skip-corrupt) so far, per loader: each once, however many epochs met it."""
+    counts = {f"{split} (eval)": len(loader.skipped_samples) for split, loader in eval_loaders.items()}
     if train_loader is not None:
-        counts["train"] = train_loader.skipped
+        counts["train"] = len(train_loader.skipped_samples)
     return counts
 
 

@@ -69,6 +69,10 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     each method is fitted (progress). make_eval_loader: as `train`'s."""
     run = Run(Path(run_dir))
     config = run.load_config()
+    # phase1/model.pt is saved at every improved epoch; metrics.json only once phase 1 has finished.
+    if not (run.phase_dir(1) / "metrics.json").is_file():
+        raise UserError(f"{run.root}: phase 1 has not finished ({run.phase_dir(1) / 'metrics.json'} missing); "
+                        "finish it with `camtrap-fast train ... --resume` (the run's options), then run `heads`")
     if not run.model_path(1).is_file():
         raise UserError(f"{run.root}: the run has no phase-1 model ({run.model_path(1)} missing); "
                         "`heads` needs a finished training run")
@@ -90,7 +94,7 @@ def fit_heads(run_dir: str | Path, methods: Sequence[str] = PHASE2_METHODS, seed
     loaders = {s: make_eval_loader(manifest, s, session.loader_config("eval")) for s in dict.fromkeys(splits)}
     try:
         caches, extraction_seconds = cache_features(session, model, loaders)
-        skipped = {s: loader.skipped for s, loader in loaders.items() if loader.skipped}
+        skipped = {s: len(loader.skipped_samples) for s, loader in loaders.items() if loader.skipped_samples}
     finally:
         for loader in loaders.values():
             loader.close()
