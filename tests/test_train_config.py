@@ -69,6 +69,10 @@ def test_config_json_round_trips_exactly(tmp_path):
     assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
     focal = dataclasses.replace(config, loss=LossConfig("focal", focal_alpha=0.25))
     assert TrainConfig.from_json(focal.to_json()) == focal
+    for loss in (LossConfig("sigmoid-focal", focal_gamma=0.5, focal_alpha=0.25),
+                 LossConfig("sigmoid-focal", focal_alpha=(0.1, 0.9, 0.25)), LossConfig("focal", focal_alpha=(2.0, 0.5))):
+        changed = dataclasses.replace(config, loss=loss)
+        assert TrainConfig.from_json(changed.to_json()) == changed
     # a config.json written before --phase2 existed reads as the study's phase 2
     older = config.as_dict()
     del older["head"]["method"]
@@ -84,6 +88,8 @@ def test_config_json_round_trips_exactly(tmp_path):
     (["--workers", "-1"], "--workers -1: must be a whole number >= 0"),
     (["--crop-scale-min", "1.5"], "--crop-scale-min 1.5: must be in (0, 1]"),
     (["--loss", "hinge"], "--loss hinge: unknown loss"),
+    (["--loss", "sigmoid-focal", "--focal-alpha", "1.5"], "--focal-alpha 1.5: must be in (0, 1] for sigmoid-focal"),
+    (["--loss", "sigmoid-focal", "--focal-alpha", "0.2,1.2"], "--focal-alpha 0.2,1.2: sigmoid-focal's per-class"),
     (["--class-weights", "median"], "--class-weights median: choose one of"),
     (["--backend", "gpu"], "--backend gpu: choose auto, dali, pil"),
     (["--eval-crop", "middle"], "--eval-crop middle: choose center or full"),

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
+from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig, sigmoid_focal_dlogits, sigmoid_focal_per_sample
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
 
@@ -56,15 +56,22 @@ class _LossTerms:
     logit_offset: a per-class constant added to the logits in training only (balanced softmax: log n_y). The
     loss sees logits + offset, so the formula above holds with the softmax of the offset logits; since
     d logits / d bias = 1, the offset is carried inside the trained bias (bias + offset) and taken out again
-    for validation and the result: the same updates at no cost per step."""
+    for validation and the result: the same updates at no cost per step.
+
+    sigmoid: TF Addons' sigmoid focal loss instead (one-vs-all, not a softmax): d loss_i / d logits_i is
+    `losses.sigmoid_focal_dlogits` / batch size, with positive_alpha its per-class alpha (None: no alpha factor)."""
 
     gamma: float = 0.0
     class_weights: torch.Tensor | None = None
     weighted_mean: bool = False
     logit_offset: torch.Tensor | None = None
+    sigmoid: bool = False
+    positive_alpha: torch.Tensor | None = None
 
 
 def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
+    if loss.name == "sigmoid-focal":
+        return _LossTerms(loss.focal_gamma, sigmoid=True, positive_alpha=loss.positive_alpha(len(class_counts)))
     weights = loss.per_class_weights(class_counts)
     if loss.name == "focal":
         return _LossTerms(loss.focal_gamma, weights)
@@ -157,6 +164,11 @@ class _FusedHead:
                 raise ValueError(f"the loss has {len(terms.class_weights)} class weights "
                                  f"for a head of {self.num_classes} classes")
             self.class_weights = terms.class_weights.to(device=device, dtype=torch.float32)
+        self.positive_alpha = None
+        if terms.positive_alpha is not None:
+            if terms.positive_alpha.shape != (c,):
+                raise ValueError(f"the loss has {len(terms.positive_alpha)} alphas for a head of {c} classes")
+            self.positive_alpha = terms.positive_alpha.to(device=device, dtype=torch.float32)
         self.zero = torch.zeros((), device=device)
         chunk = CHUNK_BATCHES * config.batch_size
         self.inputs = torch.zeros(chunk, width, device=device)
@@ -218,6 +230,11 @@ class _FusedHead:
     def _chunk_loss(self, n: int) -> torch.Tensor:
         """Sum over the chunk's batches of each batch's loss, from the logits kept for the chunk."""
         logits, targets = self.logits[:n], self.targets[:n, 0]
+        if self.terms.sigmoid:
+            totals, _ = self._batch_sums(sigmoid_focal_per_sample(logits, targets, self.terms.gamma,
+                                                                  self.positive_alpha), n)
+            divisors, _ = self._batch_sums(torch.ones(n, device=logits.device), n)
+            return (totals / divisors).sum()
         log_p = torch.log_softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)  # half logsumexp's cost
         per_row = -log_p
         if self.terms.gamma != 0:
@@ -235,6 +252,8 @@ class _FusedHead:
         eps * batch_size gives exactly the updates of the unscaled gradient.
         """
         b = self.config.batch_size
+        if self.terms.sigmoid:
+            return self._train_epoch_sigmoid(features, labels, order)
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
@@ -262,6 +281,32 @@ class _FusedHead:
                 elif rows != b:  # a short last batch: its mean divides by rows, the others' by b
                     dlogits.mul_(b / rows)
                 # gradient (x batch_size) = dlogits^T inputs, the bias column included
+                torch.mm(dlogits_t, inputs, out=self.grad_w)
+                self.adam.step(step_counts[step])
+                step += 1
+            loss_sum += self._chunk_loss(n)
+        self.steps_done += num_batches
+        return float(loss_sum) / num_batches
+
+    def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
+        """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits
+        from `losses.sigmoid_focal_dlogits` (its closed form, and the only place it is written)."""
+        b = self.config.batch_size
+        num_batches = -(-len(order) // b)
+        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
+                                   dtype=torch.float32, device=self.theta.device).unbind(0)
+        loss_sum = self.zero.clone()
+        step = 0
+        weight_t = self.weight.t()
+        chunk = len(self.inputs)
+        for start in range(0, len(order), chunk):
+            n = self._load_chunk(features, labels, order[start : start + chunk])
+            batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
+            for inputs, targets, logits, dlogits, dlogits_t, _ in batches:
+                torch.mm(inputs, weight_t, out=logits)
+                sigmoid_focal_dlogits(logits, targets[:, 0], self.terms.gamma, self.positive_alpha, out=dlogits)
+                if len(inputs) != b:  # the mean over a short batch divides by its rows; the kept gradient is x b
+                    dlogits.mul_(b / len(inputs))
                 torch.mm(dlogits_t, inputs, out=self.grad_w)
                 self.adam.step(step_counts[step])
                 step += 1

@@ -34,13 +34,15 @@ class Flag:
         return self.name.lstrip("-").replace("-", "_")
 
 
-def _focal_alpha(text: str) -> float | str:
+def _focal_alpha(text: str) -> float | str | tuple[float, ...]:
     if text == "inverse-frequency":
         return text
     try:
-        return float(text)
+        values = tuple(float(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError("a number > 0, or inverse-frequency") from None
+        raise argparse.ArgumentTypeError("a number, one number per class joined by commas, or inverse-frequency") \
+            from None
+    return values[0] if len(values) == 1 else values
 
 
 FLAGS = (
@@ -52,10 +54,12 @@ FLAGS = (
          "SCHEDULE"),
     Flag("--arch", "model.arch", str, "any torchvision classification model"),
     Flag("--weights", "model.weights", Path, "start from this state-dict file (random init if omitted)", "FILE"),
-    Flag("--loss", "loss.name", str, "ce, focal or weighted-ce"),
-    Flag("--focal-gamma", "loss.focal_gamma", float, "focal loss exponent"),
-    Flag("--focal-alpha", "loss.focal_alpha", _focal_alpha, "focal loss class factor: a number, or "
-         "inverse-frequency (none if omitted)"),
+    Flag("--loss", "loss.name", str, "ce, focal (softmax), weighted-ce or sigmoid-focal (TF Addons' "
+         "SigmoidFocalCrossEntropy: one-vs-all, alpha on positives and 1 - alpha on negatives)"),
+    Flag("--focal-gamma", "loss.focal_gamma", float, "focal and sigmoid-focal exponent"),
+    Flag("--focal-alpha", "loss.focal_alpha", _focal_alpha, "focal: a class factor > 0, one per class (A1,A2,...) "
+         "or inverse-frequency; sigmoid-focal: alpha in (0, 1] (TF Addons' default 0.25) or one per class "
+         "(none if omitted)", "ALPHA"),
     Flag("--class-weights", "loss.class_weights", str, "weighted-ce: inverse-frequency or effective-number"),
     Flag("--epochs", "phase1.epochs", int, "maximum phase-1 epochs"),
     Flag("--patience", "phase1.patience", int, "phase-1 early-stopping patience, in epochs without a better "
@@ -156,6 +160,8 @@ def user_error(section: str, error: ConfigError, given: dict | None = None) -> U
     value = error.value
     if given and field in given:
         value = given[field][1]
+    if isinstance(value, tuple):  # a per-class list, as it was typed
+        value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return UserError(f"{name} {value}: {error.problem}")
 
 

@@ -48,6 +48,10 @@ class Session:
         if self.epoch_samples < 2:
             raise UserError(f"{self.manifest.root}: a phase-1 epoch has {self.epoch_samples} training image(s) "
                             f"(sampling {self.config.sampling.text}); at least 2 are needed to train")
+        alphas = self.config.loss.alpha_classes()
+        if alphas is not None and alphas != len(self.classes):
+            raise UserError(f"--focal-alpha: {alphas} values for the {len(self.classes)} classes of "
+                            f"{self.manifest.root}; give one per class, in the manifest's order, or one number")
         self._check_compare()
 
     def _check_compare(self) -> None:
