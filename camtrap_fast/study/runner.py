@@ -5,6 +5,7 @@ the tables, figures and claims.
                                       (more --seeds are added: only their runs are trained)
     STUDY/runs/REGIME/LOSS/seed-S/    ordinary training runs (+ study.json when finished)
     STUDY/table.csv, table.md         the study's tables, mean ± std over seeds
+    STUDY/table_focal.md              the focal-loss study's Table II: one column per --loss
     STUDY/claims.md                   the study's claims, checked
     STUDY/species/MODEL.md, .csv      the appendix's per-species table per model
     STUDY/figures/                    per-species F1 change per two-phase model; macro F1 against accuracy
@@ -32,6 +33,7 @@ from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.study.claims import check_claims, claims_md
 from camtrap_fast.study.collect import StudyScores, collect
 from camtrap_fast.study.config import RUN_MARKER, STUDY_FORMAT, StudyConfig, StudyRun
+from camtrap_fast.study.focal_table import table_focal_md
 from camtrap_fast.study.figures import plot_f1_change, plot_summary
 from camtrap_fast.study.tables import species_csv, species_md, table_csv, table_md
 from camtrap_fast.train.heads.runner import fit_heads
@@ -143,6 +145,7 @@ def write_outputs(config: StudyConfig, scores: StudyScores) -> tuple[Path, ...]:
     notes = [_regime_note(config, scores, model) for model in scores.models]
     files = [atomic.write_text(out / "table.csv", table_csv(scores)),
              atomic.write_text(out / "table.md", table_md(scores, title, notes)),
+             atomic.write_text(out / "table_focal.md", table_focal_md(scores, title)),
              atomic.write_text(out / "claims.md", claims_md(scores, check_claims(scores), f"Claims checked: {title}"))]
     for model in scores.models:
         files.append(atomic.write_text(out / "species" / f"{model.slug}.md", species_md(scores, model)))
