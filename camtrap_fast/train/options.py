@@ -16,7 +16,7 @@ from pathlib import Path
 
 from camtrap_fast.errors import ConfigError, UserError
 from camtrap_fast.sampling.spec import PAPER_ROS_RATIOS, format_ros_ratios, parse_sampling
-from camtrap_fast.train.config import TrainConfig
+from camtrap_fast.train.config import AUTO_LR, TrainConfig
 
 SWITCH = "switch"  # a flag without a value (store_true)
 
@@ -45,6 +45,15 @@ def _focal_alpha(text: str) -> float | str | tuple[float, ...]:
     return values[0] if len(values) == 1 else values
 
 
+def _lr(text: str) -> float | str:
+    if text == AUTO_LR:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number > 0, or {AUTO_LR}") from None
+
+
 FLAGS = (
     Flag("--two-phase", "two_phase", SWITCH, "add phase 2: fit the final layer on cached features "
          "(by --phase2; the study's retraining on the original data by default)"),
@@ -63,8 +72,13 @@ FLAGS = (
     Flag("--class-weights", "loss.class_weights", str, "weighted-ce: inverse-frequency or effective-number"),
     Flag("--epochs", "phase1.epochs", int, "maximum phase-1 epochs"),
     Flag("--patience", "phase1.patience", int, "phase-1 early-stopping patience, in epochs without a better "
-         "validation macro-F1"),
-    Flag("--lr", "phase1.lr", float, "phase-1 Adam learning rate"),
+         "validation score (--monitor)"),
+    Flag("--lr", "phase1.lr", _lr, "phase-1 Adam learning rate, or auto: run `lr-find` on the training plan "
+         "first and take its suggestion (recorded in RUN/lr_find/)", "LR"),
+    Flag("--freeze-epochs", "phase1.freeze_epochs", int, "train only the final layer (backbone frozen, BatchNorm in "
+         "eval mode) for the first N of --epochs, then the whole network (fast.ai's fine_tune)", "N"),
+    Flag("--monitor", "phase1.monitor", str, "what phase-1 early stopping and the kept epoch watch: macro-f1 "
+         "(validation macro-F1) or loss (validation loss)"),
     Flag("--batch-size", "phase1.batch_size", int, "phase-1 batch size (also the eval batch size)"),
     Flag("--head-epochs", "head.epochs", int, "maximum phase-2 epochs"),
     Flag("--head-lr", "head.lr", float, "phase-2 Adam learning rate"),
