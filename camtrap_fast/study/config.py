@@ -112,6 +112,7 @@ class StudyConfig:
     methods: tuple[str, ...] = PHASE2_METHODS
     scale: float | None = None
     train_images: int | None = None
+    frames: str = "all"  # "first": table_focal.md adds first-frame scores (no run depends on it, so a rerun may change it)
 
     def __post_init__(self) -> None:
         if not self.regimes:

@@ -19,7 +19,8 @@ ROWS = (("rarest_2", True, 2), ("rarest_5", True, 5), ("rarest_10", True, 10), (
 
 def ranked_classes(scores: StudyScores) -> int:
     """K: the classes the rarest/commonest accuracies rank (those with test images)."""
-    first = scores.metrics[(scores.models[0].label, "1")][0]
+    model = scores.models[0]
+    first = scores.metrics[(model.label, model.final_phase)][0]
     return sum(1 for c in scores.classes if first["per_class"][c]["count_test"] > 0)
 
 
@@ -31,7 +32,9 @@ def row_label(metric: str, rarest: bool | None, k: int | None, ranked: int) -> s
     return f"Classes 1–{min(k, ranked)} ({k} commonest)"
 
 
-def table_focal_md(scores: StudyScores, title: str) -> str:
+def table_focal_md(scores: StudyScores, title: str, first_frames: tuple[StudyScores, str] | None = None) -> str:
+    """first_frames: the same models scored on the first frame of each sequence alone (study.first_frames) and
+    what was chosen; each regime's table is then followed by its first-frame table."""
     ranked = ranked_classes(scores)
     seeds = len(scores.seeds)
     parts = [f"# {title}: the focal-loss study's Table II\n\n",
@@ -45,9 +48,19 @@ def table_focal_md(scores: StudyScores, title: str) -> str:
         by_regime.setdefault(model.regime.name, []).append(model)
     for regime, models in by_regime.items():
         phase = models[0].final_phase
-        header = ["Classes"] + [model.loss for model in models]
-        rows = [[row_label(metric, rarest, k, ranked)] + [cell(scores.values(m.label, m.final_phase, metric))
-                                                          for m in models]
-                for metric, rarest, k in ROWS]
-        parts += [f"## Regime {regime} (phase {phase})\n\n", _rows(header, rows), "\n"]
+        parts += [f"## Regime {regime} (phase {phase})\n\n", _table(scores, models, ranked), "\n"]
+        if first_frames is not None:
+            subset, chosen = first_frames
+            parts += [f"### Regime {regime}, first frame of each sequence only\n\n",
+                      f"The same models on {chosen} (later frames of a burst keep the event's label after the animal "
+                      f"left); classes ranked among the {ranked_classes(subset)} with first-frame images.\n\n",
+                      _table(subset, models, ranked_classes(subset)), "\n"]
     return "".join(parts)
+
+
+def _table(scores: StudyScores, models: list[Model], ranked: int) -> str:
+    header = ["Classes"] + [model.loss for model in models]
+    rows = [[row_label(metric, rarest, k, ranked)] + [cell(scores.values(m.label, m.final_phase, metric))
+                                                      for m in models]
+            for metric, rarest, k in ROWS]
+    return _rows(header, rows)

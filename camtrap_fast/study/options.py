@@ -43,6 +43,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="loss names joined by commas: --losses ce,focal is --loss ce --loss focal")
     parser.add_argument("--methods", default="all", metavar="all|M1,M2",
                         help="the phase-2 methods fitted on every run's cached features (default all)")
+    parser.add_argument("--frames", choices=("all", "first"), default="all",
+                        help="first: table_focal.md also scores every model on the first frame of each test "
+                        "sequence alone (as `eval --frames first`), from the runs' predictions (default all)")
     add_train_arguments(parser, skip=STUDY_DECIDES)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -66,7 +69,8 @@ def study_config_from_args(args: argparse.Namespace) -> StudyConfig:
         train_images = load_manifest(train.shards).splits["train"].samples
         scale = scale_factor(train_images)
     regimes = resolve_regimes(tuple(args.regime or DEFAULT_REGIMES), args.ros_ratios, scale)
-    return StudyConfig(args.out.expanduser().absolute(), train, regimes, seeds, losses, methods, scale, train_images)
+    return StudyConfig(args.out.expanduser().absolute(), train, regimes, seeds, losses, methods, scale, train_images,
+                       args.frames)
 
 
 def _integers(text: str, flag: str) -> tuple[int, ...]:
