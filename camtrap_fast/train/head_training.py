@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig, sigmoid_focal_dlogits, sigmoid_focal_per_sample
+from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmoid_focal_dlogits,
+                                 sigmoid_focal_per_sample)
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
 
@@ -197,6 +198,11 @@ class _FusedHead:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
         return predict_rows(features, lambda rows: torch.addmm(bias, rows.float(), weight_t))
+
+    def eval_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's logits (without the training-only offset) over `features`, for the validation loss."""
+        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+        return torch.cat([torch.addmm(bias, rows.float(), weight_t) for rows in features.split(EVAL_ROWS)])
 
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
@@ -369,7 +375,15 @@ def train_head(
     terms = _loss_terms(loss, counts)
     if logit_offset is not None:
         terms = dataclasses.replace(terms, logit_offset=torch.as_tensor(logit_offset, dtype=torch.float32))
+    val_loss_of = None
+    if has_val:  # the run's loss (its class weights from the training counts) on the validation rows
+        loss_fn = build_loss(loss, counts).to(device)
+        val_rows, val_targets = val_features.to(device), val_labels.to(device=device, dtype=torch.int64)
+
+        def val_loss_of() -> float:
+            return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
+
     with torch_threads(config.num_threads, device), torch.no_grad():
         trainer = _FusedHead(head, config, terms, device)
         return fit_epochs(trainer, train_features.contiguous(), train_labels, val_features if has_val else None,
-                          val_labels if has_val else None, config, seed, order_for_epoch, started)
+                          val_labels if has_val else None, config, seed, order_for_epoch, started, val_loss_of)
