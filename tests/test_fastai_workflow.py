@@ -4,6 +4,7 @@ validation loss in the log and history, eval --frames first, and study --loss ..
 from __future__ import annotations
 
 import csv
+import re
 import json
 
 import pytest
@@ -109,3 +110,10 @@ def test_study_loss_grid_with_first_frames(tiny_shards, tmp_path, cli):
                "--methods", "retrain", "--epochs", "1", *TINY]
     code, _, err = cli(*dropped)
     assert code == 2 and "losses can be added to a study, not removed or changed" in err
+
+
+def test_a_per_class_alpha_must_name_every_class(tiny_shards, tmp_path, cli):
+    code, _, err = cli("train", tiny_shards, "--out", tmp_path / "r", "--loss", "sigmoid-focal", "--focal-alpha",
+                       "0.25,0.5", *TINY)
+    assert code == 2 and re.search(r"--focal-alpha: 2 values for the \d+ classes of", err) and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

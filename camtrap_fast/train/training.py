@@ -197,7 +197,8 @@ def _phase1_to_run(session: Session) -> bool:
                   flush=True)
         return True
     if session.world.is_main:
-        how = (f"it stopped early (no gain in validation macro-F1 for {state.epochs_without_gain} epochs): "
+        score = "validation loss" if phase1.monitor == "loss" else "validation macro-F1"
+        how = (f"it stopped early (no gain in {score} for {state.epochs_without_gain} epochs): "
                "a larger --patience continues it" if stopped_early
                else f"it ran its {state.next_epoch} epochs: a larger --epochs continues it")
         print(f"resume: phase 1 already finished at epoch {state.next_epoch} (best: epoch {state.best_epoch}); "
