@@ -74,6 +74,9 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         print(f"{sequences['num_samples']} sequences ({sequences['frames']} frames and crops), split {split}, "
               f"phase {sequences['phase']}: accuracy {sequences['accuracy']:.4f}, macro F1 "
               f"{sequences['macro_f1']:.4f} -> {out / 'sequences'}")
+    from camtrap_fast.cli.report import write_run_page  # issue 14: the run's HTML page, with this evaluation's photos
+
+    print(write_run_page(args.run, out.name, args.shards))
     return 0
 
 

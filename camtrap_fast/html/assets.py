@@ -14,6 +14,7 @@ p.note,.note{color:#5b6673;font-size:12.5px}
 nav{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #eef1f4;z-index:5}
 nav a{margin-right:14px;color:#1f5fa8;text-decoration:none;font-size:13px}
 table{border-collapse:collapse;margin:6px 0 10px;font-size:13px}
+th{white-space:nowrap}td:first-child{white-space:nowrap}
 th,td{padding:3px 8px;border-bottom:1px solid #eef1f4;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 table.sortable th{cursor:pointer;user-select:none;background:#f5f7f9;position:sticky;top:34px}
@@ -49,11 +50,11 @@ z-index:20}#viewer[hidden]{display:none}
 #viewer .close{float:right;cursor:pointer;font-size:20px;color:#5b6673}
 .tag{display:inline-block;padding:0 6px;border-radius:8px;background:#eef1f4;font-size:12px;margin-right:4px}
 .ok{color:#2e7d45}.bad{color:#c0392b}
-.drop{border:2px dashed #9fb3c8;border-radius:8px;padding:28px;text-align:center;color:#5b6673;margin:12px 0}
+.drop{display:block;border:2px dashed #9fb3c8;border-radius:8px;padding:28px;text-align:center;color:#5b6673;margin:12px 0}
 .drop.over{background:#eef6ff;border-color:#1f5fa8}
 .result{border:1px solid #dde3ea;border-radius:6px;padding:10px;margin:10px 0;display:flex;gap:14px;flex-wrap:wrap}
 .result img{max-width:320px;max-height:240px;background:#222}
-.result .crop{width:160px;height:160px;image-rendering:auto;object-fit:contain}
+figure.input{margin:0 0 6px}.result .crop{width:160px;height:160px;image-rendering:auto;object-fit:contain}
 .result table{min-width:260px}.error{color:#c0392b}
 """
 

@@ -126,7 +126,7 @@ def document(title: str, sections: Sequence[tuple[str, str, str]], data: Mapping
     body = "".join(f'<section id="{esc(anchor)}"><h2>{esc(heading)}</h2>{inner}</section>'
                    for anchor, heading, inner in sections)
     payload = json.dumps(data or {}, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{esc(title)}</h1>{intro}<nav>{nav}</nav>{body}"
