@@ -15,8 +15,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-TINY = ["--epochs", "1", "--patience", "1", "--image-size", "32", "--batch-size", "32", "--workers", "0",
-        "--crop-scale-min", "0.5", "--backend", "pil", "--device", "cpu", "--quiet", "--head-epochs", "3"]
+from conftest import REPORT_RUN_OPTIONS as TINY
+
 EDGE = ("african_elephants_with_exif_orientation.jpg", "african_elephants_cmyk.jpg", "african_elephants_bw.jpg")
 
 
@@ -65,23 +65,8 @@ def page_data(path: Path) -> dict:
     return json.loads(match.group(1).replace("<\\/", "</"))
 
 
-@pytest.fixture(scope="module")
-def runs(tiny_shards, tmp_path_factory, data_dir):
-    """A two-phase run on the tiny set (train, eval --split val, heads) and a crop run on ENA24's detections."""
-    from camtrap_fast.cli import main
-
-    root = tmp_path_factory.mktemp("html")
-    assert main(["train", str(tiny_shards), "--out", str(root / "two-phase"), "--two-phase", "--sampling",
-                 "ros:20,rus:40", *TINY]) == 0
-    ena = data_dir / "ena24-small"
-    assert main(["shard", str(ena / "labels.csv"), str(root / "crop-shards"), "--detections",
-                 str(ena / "md_annotations.json"), "--size", "48", "--split", "0.34,0.33,0.33", "--quiet"]) == 0
-    assert main(["train", str(root / "crop-shards"), "--out", str(root / "crops"), *TINY]) == 0
-    return root
-
-
-def test_train_writes_a_self_contained_report(runs):
-    run = runs / "two-phase"
+def test_train_writes_a_self_contained_report(report_runs):
+    run = report_runs / "two-phase"
     page = run / "report.html"
     classes = json.loads((run / "classes.json").read_text())
     parsed = parse(page)
@@ -103,8 +88,8 @@ def test_train_writes_a_self_contained_report(runs):
     assert page.stat().st_size < 15 * 2**20
 
 
-def test_report_rebuilds_the_same_page_and_follows_eval(runs, cli):
-    run = runs / "two-phase"
+def test_report_rebuilds_the_same_page_and_follows_eval(report_runs, cli):
+    run = report_runs / "two-phase"
     before = (run / "report.html").read_bytes()
     code, out, err = cli("report", run, "--scores", "phase2")
     assert code == 0, err
@@ -122,8 +107,8 @@ def test_report_rebuilds_the_same_page_and_follows_eval(runs, cli):
     assert page_data(run / "report.html")["photos"] == data["photos"]
 
 
-def test_crop_run_shows_each_crop_in_its_frame(runs, data_dir):
-    data = page_data(runs / "crops" / "report.html")
+def test_crop_run_shows_each_crop_in_its_frame(report_runs, data_dir):
+    data = page_data(report_runs / "crops" / "report.html")
     frames = [c["frame"] for c in data["context"].values() if "frame" in c]
     assert frames, "the crops' source photos are beside the MegaDetector file, so frames are shown"
     from PIL import Image
@@ -134,9 +119,9 @@ def test_crop_run_shows_each_crop_in_its_frame(runs, data_dir):
     assert max(frame.size) == 480  # a real 1920x1080 ENA24 frame, as a thumbnail with its boxes
 
 
-def test_a_report_without_its_shards_still_has_its_tables(runs, tmp_path, cli):
+def test_a_report_without_its_shards_still_has_its_tables(report_runs, tmp_path, cli):
     run = tmp_path / "moved"
-    shutil.copytree(runs / "two-phase", run, ignore=shutil.ignore_patterns("*.pt"))
+    shutil.copytree(report_runs / "two-phase", run, ignore=shutil.ignore_patterns("*.pt"))
     recorded = json.loads((run / "shards.json").read_text())
     (run / "shards.json").write_text(json.dumps({**recorded, "path": str(tmp_path / "gone")}))
     code, _, err = cli("report", run)
@@ -146,13 +131,13 @@ def test_a_report_without_its_shards_still_has_its_tables(runs, tmp_path, cli):
     assert parse(run / "report.html").expanders["species-table"] == len(json.loads((run / "classes.json").read_text()))
 
 
-def test_the_thumbnail_budget_caps_the_page(runs):
+def test_the_thumbnail_budget_caps_the_page(report_runs):
     from camtrap_fast.html.photos import pick
     from camtrap_fast.html.run_files import choose_focus, read_predictions, run_scores
     from camtrap_fast.html.thumbs import SplitPhotos, ThumbnailBudget
     from camtrap_fast.shards.manifest import load_manifest
 
-    run = runs / "two-phase"
+    run = report_runs / "two-phase"
     classes = json.loads((run / "classes.json").read_text())
     focus = choose_focus(run_scores(run), "phase2")
     scored = read_predictions(focus, classes)
@@ -169,8 +154,8 @@ def test_the_thumbnail_budget_caps_the_page(runs):
     assert small.confident_mistakes == full.confident_mistakes[:len(small.confident_mistakes)]
 
 
-def test_heads_and_study_pages(runs, tiny_shards, tmp_path, cli):
-    run = runs / "two-phase"
+def test_heads_and_study_pages(report_runs, tiny_shards, tmp_path, cli):
+    run = report_runs / "two-phase"
     code, out, err = cli("heads", run, "--methods", "retrain,ncm,tau-norm")
     assert code == 0, err
     assert f"report: {run / 'heads' / 'report.html'}" in out
@@ -207,10 +192,10 @@ def _predict_top(cli, run, photos, tmp_path, *extra) -> dict:
                 for r in csv.DictReader(f)}
 
 
-def test_app_classifies_as_predict_does(runs, data_dir, tmp_path, cli):
+def test_app_classifies_as_predict_does(report_runs, data_dir, tmp_path, cli):
     from camtrap_fast.app.classifier import AppClassifier, Upload
 
-    run = runs / "two-phase"
+    run = report_runs / "two-phase"
     photos = [data_dir / "edge-cases" / name for name in EDGE]
     temp = tmp_path / "app-temp"
     temp.mkdir()
@@ -229,10 +214,10 @@ def test_app_classifies_as_predict_does(runs, data_dir, tmp_path, cli):
     assert list(temp.iterdir()) == [], "each request's files are removed when it is answered"
 
 
-def test_app_classifies_each_detection_of_a_megadetector_file(runs, data_dir, tmp_path, cli):
+def test_app_classifies_each_detection_of_a_megadetector_file(report_runs, data_dir, tmp_path, cli):
     from camtrap_fast.app.classifier import AppClassifier, Upload
 
-    run, ena = runs / "crops", data_dir / "ena24-small"
+    run, ena = report_runs / "crops", data_dir / "ena24-small"
     photos = sorted(ena.glob("*.jpg"))[:4]
     temp = tmp_path / "app-temp"
     temp.mkdir()
