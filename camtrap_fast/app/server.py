@@ -17,7 +17,7 @@ from pathlib import Path
 
 from camtrap_fast.app.classifier import AppClassifier, Upload
 from camtrap_fast.app.page import app_page
-from camtrap_fast.errors import UserError
+from camtrap_fast.errors import CamtrapError, UserError
 
 MAX_REQUEST_BYTES = 256 * 1024 * 1024
 
@@ -70,6 +70,10 @@ class _Handler(BaseHTTPRequestHandler):
             results = self.server.classifier.classify(photos, detections)
         except UserError as error:
             self._json(400, {"error": str(error)})
+            return
+        except CamtrapError as error:  # a fault (e.g. the run's model unreadable): said on the page and here
+            print(f"camtrap-fast app: error: {error}", flush=True)
+            self._json(500, {"error": str(error)})
             return
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
             self._json(400, {"error": f"not a classify request ({error})"})

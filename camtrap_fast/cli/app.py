@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--host {args.host} --port {args.port}: cannot listen ({error.strerror or error}); "
                         "choose another --port") from None
     print(f"camtrap-fast app: serving {args.run} on {server.url} (Ctrl-C stops it)", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}: anyone who can reach this machine can use the page", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

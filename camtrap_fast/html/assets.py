@@ -35,13 +35,15 @@ dl.kv dt{color:#5b6673}dl.kv dd{margin:0}
 details>summary{cursor:pointer;color:#1f5fa8}
 pre{background:#f5f7f9;padding:8px;overflow:auto;font-size:12px;max-height:420px}
 img.figure{max-width:100%;border:1px solid #eef1f4}
-table.cm{font-size:9px;border-collapse:separate;border-spacing:1px}table.cm td{width:13px;height:13px;padding:0;
+table.cm{font-size:9px;border-collapse:separate;border-spacing:1px}table.cm td{width:12px;min-width:12px;height:12px;padding:0;
 border:0;cursor:pointer}table.cm td:hover{outline:2px solid #f0a500}
 table.cm th{font-weight:normal;white-space:nowrap;padding:0 3px;border:0;font-size:10px}
-table.cm th.col{writing-mode:vertical-rl;transform:rotate(180deg);height:auto;text-align:left}
+table.cm th.col{writing-mode:vertical-rl;transform:rotate(180deg);height:auto;text-align:left;width:12px;
+max-width:12px;padding:2px 0;line-height:12px;font-size:9px}
 table.cm td.sel{outline:2px solid #d0463b}
-#cm-panel{min-height:40px;margin-top:8px}
-.cm-wrap{overflow:auto;max-width:100%}
+.cm-layout{display:flex;gap:14px;align-items:flex-start}
+#cm-panel{flex:1 0 250px;min-width:250px;position:sticky;top:44px;max-height:85vh;overflow:auto}
+.cm-wrap{overflow:auto;flex:0 1 auto;min-width:0}
 #viewer{position:fixed;inset:0;background:rgba(10,14,18,.82);display:flex;align-items:center;justify-content:center;
 z-index:20}#viewer[hidden]{display:none}
 #viewer .box{background:#fff;border-radius:6px;padding:14px 18px;max-width:min(960px,94vw);max-height:92vh;overflow:auto}

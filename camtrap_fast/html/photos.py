@@ -15,6 +15,7 @@ import numpy as np
 
 from camtrap_fast.html.run_files import ScoredPhotos
 from camtrap_fast.html.thumbs import SplitPhotos, ThumbnailBudget, frame_with_boxes, thumbnail
+from camtrap_fast.shards.reader import DamagedSample
 
 CONFIDENT_MISTAKES = 24
 RARE_SPECIES = 10
@@ -37,6 +38,7 @@ class Gallery:
     mistaken: dict[int, list[str]] = field(default_factory=dict)  # true class -> its misclassified photos
     false_alarms: dict[int, list[str]] = field(default_factory=dict)  # predicted class -> others' photos
     cells: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)  # keys whose shard bytes fail their checksum
 
     def page_data(self) -> dict:
         return {"images": self.budget.images, "photos": self.photos, "context": self.context}
@@ -64,7 +66,11 @@ class PhotoPicker:
         i = self.split.position.get(key)
         if i is None:
             return None
-        if self.gallery.budget.add(key, lambda: thumbnail(self.split.jpeg(i))) is None:
+        try:
+            if self.gallery.budget.add(key, lambda: thumbnail(self.split.jpeg(i))) is None:
+                return None
+        except DamagedSample:  # counted and said on the page: a report is no place to stop for one bad sample
+            self.gallery.damaged.append(key)
             return None
         s = self.scored
         confidence = float(s.confidence[j])

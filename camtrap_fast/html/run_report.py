@@ -52,9 +52,14 @@ def write_run_report(run_dir: str | Path, scores_name: str | None = None, shards
             gallery = pick(scored, split, classes, train_counts, roots)
         finally:
             split.close()
+        notes = []
         if gallery.budget.left_out:
-            photo_note = (f"{gallery.budget.left_out} photos left out: the page embeds at most "
-                          f"{gallery.budget.max_bytes // 2**20} MB of thumbnails")
+            notes.append(f"{gallery.budget.left_out} photos left out: the page embeds at most "
+                         f"{gallery.budget.max_bytes // 2**20} MB of thumbnails")
+        if gallery.damaged:
+            notes.append(f"{len(gallery.damaged)} photos not shown because their shard bytes are damaged (e.g. "
+                         f"{gallery.damaged[0]}); run `camtrap-fast verify {manifest.root}`")
+        photo_note = "; ".join(notes)
     elif scored is None:
         photo_note = f"{focus.name} has no predictions.csv, so no photos are shown"
     sections = [
@@ -183,8 +188,9 @@ def _confusion(scored: ScoredPhotos | None, classes: list[str], train_counts: np
         rows.append(f'<tr><th>{esc(classes[t])} ({support[t]})</th>{"".join(cells)}</tr>')
     return ('<p class="note">Rows: the true species (test photos in brackets), most training images first; columns: '
             "the prediction; colour: the fraction of the row. Hover a cell for its count, click it for its photos.</p>"
-            f'<div class="cm-wrap"><table class="cm" id="confusion-matrix"><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></div><div id="cm-panel"></div>')
+            f'<div class="cm-layout"><div class="cm-wrap"><table class="cm" id="confusion-matrix"><thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+            '<div id="cm-panel"><p class="note">Click a cell to see its photos here.</p></div></div>')
 
 
 def _rare(gallery: Gallery, classes: list[str], train_counts: np.ndarray) -> str:
