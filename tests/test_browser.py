@@ -85,7 +85,7 @@ def test_run_report_renders_sorts_expands_and_shows_cell_photos(report_runs, bro
     _shot(page, "run-report-viewer")
 
 
-def test_crop_report_shows_frames_and_heads_and_study_pages_render(report_runs, browser, tmp_path, cli):
+def test_crop_report_shows_frames_and_heads_and_study_pages_render(report_runs, browser, cli):
     page = browser.new_page()
     page.goto((report_runs / "crops" / "report.html").resolve().as_uri())
     page.evaluate("""(() => { const id = Object.keys(DATA.context).find(k => DATA.context[k].frame);
@@ -103,6 +103,17 @@ def test_crop_report_shows_frames_and_heads_and_study_pages_render(report_runs, 
     assert page.evaluate("document.querySelector('#figure img').naturalWidth") > 0
     assert page.errors == []
     _shot(page, "heads")
+    study = report_runs / "study"
+    page = browser.new_page()
+    page.goto((study / "report.html").resolve().as_uri())
+    assert page.evaluate("document.querySelectorAll('#runs-table tbody tr').length") == 2
+    assert page.evaluate("document.querySelectorAll('#tables table').length") >= 3  # table.md's tables
+    assert page.evaluate("Array.from(document.querySelectorAll('#figures img')).every(i => i.naturalWidth > 0)")
+    # the links to the runs' pages resolve (opened from disk: they are relative)
+    for link in page.evaluate("Array.from(document.querySelectorAll('#runs-table a')).map(a => a.href)"):
+        assert Path(link.removeprefix("file://")).is_file()
+    assert page.errors == []
+    _shot(page, "study")
 
 
 def _start_app(run: Path) -> tuple[subprocess.Popen, str]:
