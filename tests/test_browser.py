@@ -159,3 +159,29 @@ def test_app_classifies_edge_case_photos_through_the_browser(report_runs, browse
     assert "camtrap-fast app: stopped" in out and "Traceback" not in err
     temp = re.findall(r"camtrap-fast-app-\w+", out + err)
     assert not temp, "the app says nothing of its temporary folder, which it removes"
+
+
+def test_app_classifies_each_animal_of_a_dropped_megadetector_file(report_runs, browser, data_dir):
+    ena = data_dir / "ena24-small"
+    detections = json.loads((ena / "md_annotations.json").read_text())
+    photos = sorted(ena.glob("*.jpg"))[:3]
+    listed = {Path(image["file"]).name: image for image in detections["images"]}
+    process, url = _start_app(report_runs / "crops")
+    try:
+        page = browser.new_page()
+        page.goto(url)
+        page.set_files("#files", [*photos, ena / "md_annotations.json"])
+        page.wait_for("document.body.dataset.done === '1'", 120)
+        shown = page.evaluate("""Array.from(document.querySelectorAll('.result')).map(r => ({
+            file: r.dataset.file, animals: r.querySelectorAll('.animal table.top5').length,
+            errors: r.querySelectorAll('.animal .error').length}))""")
+        assert [s["file"] for s in shown] == [p.name for p in photos]
+        for s in shown:  # one top-5 table per detection the run's rule keeps (conf >= 0.2, animal)
+            kept = [d for d in listed[s["file"]]["detections"] if d["conf"] >= 0.2 and d["category"] == "1"]
+            assert s["animals"] == len(kept) and s["errors"] == 0, s
+        assert page.errors == []
+        _shot(page, "app-detections")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

@@ -28,7 +28,7 @@ tr.detail>td{background:#fafbfc;padding:8px 10px}tr.detail[hidden]{display:none}
 .photo{width:116px;font-size:11px;line-height:1.25;cursor:zoom-in}
 .photo img{width:112px;height:112px;object-fit:contain;background:#222;border:2px solid #2e9d4f;border-radius:3px;
 display:block}
-.photo.wrong img{border-color:#d0463b}.photo .cap{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.photo.wrong img{border-color:#d0463b}.photo.current img{box-shadow:0 0 0 3px #f0a500}.photo .cap{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .empty{color:#8a96a3;font-style:italic;font-size:12px}
 dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px;margin:6px 0}
 dl.kv dt{color:#5b6673}dl.kv dd{margin:0}
@@ -166,6 +166,7 @@ function openViewer(id) {
     const strip = el("div", {class: "strip", "data-photos": JSON.stringify(ctx.seq)});
     box.appendChild(strip);
     fillStrip(strip);
+    strip.querySelectorAll(".photo").forEach(c => c.classList.toggle("current", c.dataset.id === id));
   }
   if (!ctx.frame && !(ctx.seq && ctx.seq.length)) box.appendChild(el("p", {class: "note"}, ctx.why || ""));
   viewer.hidden = false;
