@@ -20,6 +20,7 @@ td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
 table.sortable th{cursor:pointer;user-select:none;background:#f5f7f9;position:sticky;top:34px}
 table.sortable th:after{content:" \\2195";color:#aab3bd;font-size:11px}
 table.sortable th.asc:after{content:" \\25B2";color:#1d232a}table.sortable th.desc:after{content:" \\25BC";color:#1d232a}
+.wide{overflow-x:auto;max-width:100%}.wide table.sortable th{position:static}
 tr.expander{cursor:pointer}tr.expander:hover{background:#f3f8fd}tr.expander td:first-child:before{content:"\\25B8  ";
 color:#8a96a3}tr.expander.open td:first-child:before{content:"\\25BE  "}
 tr.detail>td{background:#fafbfc;padding:8px 10px}tr.detail[hidden]{display:none}

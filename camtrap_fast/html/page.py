@@ -57,7 +57,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence], numeric: Sequence[bo
     body = "".join("<tr>" + "".join(f'<td{" class=n" if n else ""}>{esc(c)}</td>' for c, n in zip(row, numeric))
                    + "</tr>" for row in rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
-    return f"<table{cls}{ident}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    # Wide tables scroll sideways in their own box instead of widening the page.
+    return f'<div class="wide"><table{cls}{ident}>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def key_values(pairs: Iterable[tuple[str, object]]) -> str:
