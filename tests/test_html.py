@@ -211,6 +211,10 @@ def test_app_classifies_as_predict_does(report_runs, data_dir, tmp_path, cli):
         assert [p for _, p in animal["top"]] == pytest.approx([p for _, p in want], abs=1e-4)
         assert animal["input"].startswith("data:image/png;base64,") and answer["photo"]
     assert list(temp.iterdir()) == [], "each request's files are removed when it is answered"
+    twins = app.classify([Upload("same.jpg", photos[0].read_bytes()), Upload("same.jpg", photos[2].read_bytes())], None)
+    assert [a["file"] for a in twins] == ["same.jpg", "same.jpg"]
+    assert twins[0]["animals"][0]["top"] == answers[0]["animals"][0]["top"]
+    assert twins[1]["animals"][0]["top"] == answers[2]["animals"][0]["top"]
 
 
 def test_app_classifies_each_detection_of_a_megadetector_file(report_runs, data_dir, tmp_path, cli):
@@ -235,6 +239,8 @@ def test_app_classifies_each_detection_of_a_megadetector_file(report_runs, data_
     assert animals >= len(photos)
     with pytest.raises(Exception, match="lists none of the photos"):
         app.classify([Upload("elsewhere.jpg", photos[0].read_bytes())], md)
+    mixed = app.classify([Upload(photos[0].name, photos[0].read_bytes()), Upload("x.jpg", b"")], md)
+    assert "top" in mixed[0]["animals"][0] and "does not list it" in mixed[1]["animals"][0]["error"]
 
 
 def test_app_command_refuses_bad_input_in_one_line(tmp_path, cli):

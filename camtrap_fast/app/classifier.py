@@ -102,15 +102,17 @@ class AppClassifier:
         if detections is None:
             for name, upload in zip(names, uploads):
                 (folder / name).write_bytes(upload.data)
-            items = [Item(str(folder / name), upload.name) for name, upload in zip(names, uploads)]
+            # An item's `file` is its upload's position: two uploads may share a name.
+            items = [Item(str(folder / name), str(n)) for n, name in enumerate(names)]
         else:
             items = self._detection_items(folder, uploads, detections)
         results = classify(self.model, items, self.preprocessing, device=self.device, keep_encoded=True)
         transform = eval_transform(self.preprocessing)
-        answers: dict[str, dict] = {}
+        answers: dict[int, dict] = {}
         for result in results:
             item = result.item
-            answer = answers.setdefault(item.file, {"file": item.file, "animals": [], "boxes": [], "path": item.path})
+            answer = answers.setdefault(int(item.file), {"file": uploads[int(item.file)].name, "animals": [],
+                                                         "boxes": [], "path": item.path})
             entry: dict = {"detection": item.detection, "conf": item.conf, "bbox": item.bbox}
             if result.probs is None:
                 entry["error"] = result.error
@@ -129,11 +131,12 @@ class AppClassifier:
             path = Path(answer.pop("path"))
             ok = any("top" in a for a in answer["animals"])
             answer["photo"] = _preview(path, answer["boxes"]) if ok and path.is_file() else None
-        missing = [u.name for u in uploads if u.name not in answers]
-        for name in missing:
-            answers[name] = {"file": name, "animals": [{"error": "not listed in the MegaDetector file"}],
-                             "boxes": [], "photo": None}
-        return [answers[u.name] for u in uploads if u.name in answers]
+        for n, upload in enumerate(uploads):
+            if n not in answers:
+                answers[n] = {"file": upload.name, "boxes": [], "photo": None, "animals": [
+                    {"error": f"not classified: {detections.name if detections else 'the detections file'} does not "
+                     "list it (or another photo of that name was given)"}]}
+        return [answers[n] for n in range(len(uploads))]
 
     def _detection_items(self, folder: Path, uploads: list[Upload], detections: Upload) -> list[Item]:
         """Each photo placed at the path the MegaDetector file names it by (matched on the file name), then
@@ -148,8 +151,8 @@ class AppClassifier:
         md_path = folder / "detections.json"
         md_path.write_bytes(detections.data)
         photos = folder / "photos"
-        placed: dict[str, str] = {}
-        for upload in uploads:
+        placed: dict[str, str] = {}  # the detections file's name for a photo -> its upload's position
+        for n, upload in enumerate(uploads):
             relative = by_name.get(PurePosixPath(upload.name).name)
             if relative is None:
                 continue
@@ -158,7 +161,7 @@ class AppClassifier:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(upload.data)
-            placed[relative] = upload.name
+            placed[relative] = str(n)
         if not placed:
             raise UserError(f"{detections.name}: lists none of the photos given (matched by file name)")
         photos.mkdir(exist_ok=True)
