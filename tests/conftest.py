@@ -57,3 +57,26 @@ def tiny_shards(tmp_path_factory):
     assert main(["shard", str(root / "images" / "annotations.json"), str(root / "shards"), "--size", "40",
                  "--quiet"]) == 0
     return root / "shards"
+
+
+# test_html.py and test_browser.py (issue 14): a two-phase run on the tiny set and a crop run on ENA24's detections.
+REPORT_RUN_OPTIONS = ["--epochs", "1", "--patience", "1", "--image-size", "32", "--batch-size", "32", "--workers",
+                      "0", "--crop-scale-min", "0.5", "--backend", "pil", "--device", "cpu", "--quiet",
+                      "--head-epochs", "3"]
+
+
+@pytest.fixture(scope="session")
+def report_runs(tiny_shards, tmp_path_factory, data_dir):
+    """A two-phase run on the tiny set, a crop run on ENA24's detections and a one-seed study of two regimes."""
+    from camtrap_fast.cli import main
+
+    root = tmp_path_factory.mktemp("html")
+    assert main(["train", str(tiny_shards), "--out", str(root / "two-phase"), "--two-phase", "--sampling",
+                 "ros:20,rus:40", *REPORT_RUN_OPTIONS]) == 0
+    ena = data_dir / "ena24-small"
+    assert main(["shard", str(ena / "labels.csv"), str(root / "crop-shards"), "--detections",
+                 str(ena / "md_annotations.json"), "--size", "48", "--split", "0.34,0.33,0.33", "--quiet"]) == 0
+    assert main(["train", str(root / "crop-shards"), "--out", str(root / "crops"), *REPORT_RUN_OPTIONS]) == 0
+    assert main(["study", str(tiny_shards), "--out", str(root / "study"), "--regime", "none", "--regime",
+                 "ros:20,rus:40", "--seeds", "0", "--methods", "retrain,ncm", *REPORT_RUN_OPTIONS]) == 0
+    return root

@@ -114,6 +114,8 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
 
     fake.evaluate_run = evaluate_run
     monkeypatch.setitem(sys.modules, "camtrap_fast.train", fake)
+    pages = []  # the run's report.html (issue 14) is written last, naming the evaluation it shows
+    monkeypatch.setattr("camtrap_fast.cli.report.write_run_page", lambda *args: pages.append(args) or "report: -")
     code, out, _ = run(capsys, "eval", tmp_path, "--split", "val")
     assert code == 0 and f"split val, phase 2: accuracy 0.5000, macro F1 0.2500 -> {tmp_path / 'eval-val'}" in out
     assert run(capsys, "eval", tmp_path, "--skip-corrupt", "--shards", tmp_path / "s")[0] == 0
@@ -121,6 +123,8 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
     assert calls == [(tmp_path, "val", "auto", None, False, "none", "all"),
                      (tmp_path, "test", "auto", tmp_path / "s", True, "none", "all"),
                      (tmp_path, "test", "auto", None, False, "none", "first")]
+    assert pages == [(tmp_path, "eval-val", None), (tmp_path, "eval-test", tmp_path / "s"),
+                     (tmp_path, "eval-test", None)]
 
 
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):

@@ -18,7 +18,7 @@ STAGES = {
     "model": 5, "loss_config": 5, "losses": 5, "metrics": 5,
     "report": 6,
     "train": 7,
-    "predict": 8, "study": 8,
+    "predict": 8, "study": 8, "html": 8, "app": 8,
     "cli": 9, "__main__": 9,
 }
 

@@ -28,6 +28,8 @@ COMMANDS = {
     "predict": "camtrap_fast.cli.predict",
     "demo": "camtrap_fast.cli.demo",
     "bench": "camtrap_fast.cli.bench",
+    "report": "camtrap_fast.cli.report",
+    "app": "camtrap_fast.cli.app",
 }
 
 

@@ -97,5 +97,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nreports: {runs / 'baseline' / 'phase1'}, {runs / 'two-phase' / 'phase1'}, {runs / 'two-phase' / 'phase2'}"
           + ("" if args.no_crops else f", {runs / 'two-phase-crops' / 'phase2'}"))
     print(f"per-species F1 change: {runs / 'two-phase' / 'phase2' / 'f1_change.png'}")
+    from camtrap_fast.cli.report import write_run_page  # issue 14: each run's HTML page, its path printed last
+
+    pages = [write_run_page(runs / name) for name in ("baseline", "two-phase")
+             + (() if args.no_crops else ("two-phase-crops",))]
     print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    print("\n".join(pages))
     return 0

@@ -84,6 +84,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         print(f"{first['num_samples']} first-frame predictions ({first['chosen']}), split {split}, phase "
               f"{first['phase']}: accuracy {first['accuracy']:.4f}, macro F1 {first['macro_f1']:.4f} "
               f"-> {out / 'first-frames'}")
+
+    from camtrap_fast.cli.report import write_run_page  # issue 14: the run's HTML page, with this evaluation's photos
+
+    print(write_run_page(args.run, out.name, args.shards))
     return 0
 
 

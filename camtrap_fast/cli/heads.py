@@ -62,4 +62,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"reports: {result.out_dir}/METHOD/, {result.out_dir / 'summary.csv'}"
           + (f", {result.chart}" if result.chart else ""))
+    from camtrap_fast.html import write_heads_report  # issue 14: the methods' HTML page
+
+    print(f"report: {write_heads_report(result.out_dir)}")
     return 0

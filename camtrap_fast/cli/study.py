@@ -30,4 +30,17 @@ def run(args: argparse.Namespace) -> int:
     print((result.out / "table.md").read_text(encoding="utf-8"))
     print(f"claims: {result.out / 'claims.md'}; per species: {result.out / 'species'}; figures: "
           f"{result.out / 'figures'}")
+    print(f"report: {write_study_pages(result.out)}")
     return 0
+
+
+def write_study_pages(study):
+    """Issue 14: each run's report.html and heads/report.html, then STUDY/report.html, which links them."""
+    from camtrap_fast.html import write_heads_report, write_run_report, write_study_report
+    from camtrap_fast.html.study_report import study_runs
+
+    for run in study_runs(study):
+        write_run_report(run)
+        if (run / "heads" / "summary.csv").is_file():
+            write_heads_report(run / "heads")
+    return write_study_report(study)

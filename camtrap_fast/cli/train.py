@@ -32,6 +32,9 @@ def run(args: argparse.Namespace) -> int:
     summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary:
         print(format_summary(summary, args.out))
+        from camtrap_fast.cli.report import write_run_page  # issue 14: the run's HTML page
+
+        print(write_run_page(args.out))
     return 0
 
 

@@ -23,16 +23,17 @@ class Classified:
     item: Item
     probs: np.ndarray | None  # float32 (C,) class probabilities; None when the item could not be classified
     error: str = ""
+    encoded: bytes | None = None  # the shard-step JPEG the model's input was made from (with keep_encoded)
 
 
 @torch.inference_mode()
 def classify(model, items: list[Item], preprocessing: dict, batch_size: int = 64,
-             device: torch.device = torch.device("cpu")) -> list[Classified]:
-    """One Classified per item, in item order."""
+             device: torch.device = torch.device("cpu"), keep_encoded: bool = False) -> list[Classified]:
+    """One Classified per item, in item order; keep_encoded keeps each one's shard-step JPEG (the app shows the
+    model's input made from it with `eval_transform`)."""
     encode = EncodeConfig(size=preprocessing["shard_size"], quality=preprocessing.get("shard_quality", 90),
                           **_crop_options(preprocessing))
-    transform = LoaderConfig(mode="eval", image_size=preprocessing["image_size"], device=str(device), workers=0,
-                             eval_crop=preprocessing.get("eval_crop", "center"))
+    transform = eval_transform(preprocessing, device)
     results: dict[int, Classified] = {}
     pending: list[tuple[int, bytes]] = []
 
@@ -41,8 +42,8 @@ def classify(model, items: list[Item], preprocessing: dict, batch_size: int = 64
             return
         inputs = eval_inputs([data for _, data in pending], transform, device).contiguous()
         probs = torch.softmax(model(inputs).float(), dim=1).cpu().numpy()
-        for (i, _), row in zip(pending, probs):
-            results[i] = Classified(items[i], row)
+        for (i, data), row in zip(pending, probs):
+            results[i] = Classified(items[i], row, encoded=data if keep_encoded else None)
         pending.clear()
 
     for path, positions in _by_photo(items):
@@ -67,6 +68,12 @@ def classify(model, items: list[Item], preprocessing: dict, batch_size: int = 64
                 flush()
     flush()
     return [results[i] for i in range(len(items))]
+
+
+def eval_transform(preprocessing: dict, device: torch.device = torch.device("cpu")) -> LoaderConfig:
+    """The run's eval transform (crop size, eval crop), as the eval loaders apply it."""
+    return LoaderConfig(mode="eval", image_size=preprocessing["image_size"], device=str(device), workers=0,
+                        eval_crop=preprocessing.get("eval_crop", "center"))
 
 
 def _by_photo(items: list[Item]) -> list[tuple[str, list[int]]]:
