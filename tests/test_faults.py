@@ -9,6 +9,7 @@ side's rows are appended below.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -425,7 +426,7 @@ def test_class_with_one_or_two_sequences_is_always_trained_on():
 
 def test_a_split_fixed_for_some_frames_holds_for_the_whole_sequence():
     records = _sequences("zebra", 30)
-    records[0] = Record(**{**records[0].__dict__, "split": "test"})  # frame 0 of sequence zebra0
+    records[0] = dataclasses.replace(records[0], split="test")  # frame 0 of sequence zebra0
     for seed in range(10):
         out, _ = assign_splits(records, SplitConfig(seed=seed))
         assert {r.split for r in out if r.seq_id == "zebra0"} == {"test"}, seed
@@ -518,9 +519,9 @@ def test_write_failure_on_a_dali_index_removes_the_shard_being_written(photos, t
 
 
 def test_interrupt_mid_shard_leaves_no_temporary(photos, tmp_path, cli, monkeypatch):
-    from camtrap_fast.shards import build
+    from camtrap_fast.shards import pool
 
-    real, calls = build._encode_one, []
+    real, calls = pool._encode_one, []
 
     def interrupted(path):
         calls.append(path)
@@ -528,7 +529,7 @@ def test_interrupt_mid_shard_leaves_no_temporary(photos, tmp_path, cli, monkeypa
             raise KeyboardInterrupt
         return real(path)
 
-    monkeypatch.setattr(build, "_encode_one", interrupted)
+    monkeypatch.setattr(pool, "_encode_one", interrupted)
     out = tmp_path / "out"
     code, _, err = cli("shard", photos.root.parent / "photos", out, "--shard-size", "4", *SMALL)
     assert code == 130 and "interrupted" in err

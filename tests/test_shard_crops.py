@@ -209,7 +209,8 @@ def test_coco_boxes_as_crops(data_dir, tmp_path, cli):
 
 def test_camtrap_dp_example_shards(data_dir, tmp_path, cli):
     example = data_dir / "camtrap-dp-example"
-    code, stdout, err = cli("shard", example, tmp_path / "frames", "--drop-classes", "blank,human", "--quiet")
+    code, stdout, err = cli("shard", example, tmp_path / "frames", "--drop-classes", "blank,human",
+                            "--remote-media", "skip", "--quiet")
     assert code == 0, err
     with open(tmp_path / "frames" / "rejected.csv", newline="") as f:
         rejected = list(csv.DictReader(f))
@@ -219,7 +220,7 @@ def test_camtrap_dp_example_shards(data_dir, tmp_path, cli):
     assert manifest.classes == ("Ardea",) and manifest.splits["train"].samples == 10  # one event: one split
 
     code, _, err = cli("shard", example / "datapackage.json", tmp_path / "crops", "--crops", "annotations",
-                       "--size", "64", "--quiet")
+                       "--size", "64", "--remote-media", "skip", "--quiet")
     assert code == 0, err
     samples = _samples(tmp_path / "crops")
     assert len(samples) == 10 and {s["json"]["label"] for s in samples.values()} == {"Ardea"}
@@ -294,17 +295,17 @@ def test_interrupted_crop_run_resumes_to_the_same_bytes(data_dir, tmp_path, cli,
     md = _edited_md(ena, tmp_path)  # 2480.jpg has three detections: its crops must stay together
     args = [ena / "labels.csv", None, "--detections", md, "--size", "48", "--shard-size", "2", "--split", "1,0,0",
             "--quiet"]
-    real_finish, finished = build._SplitWriter.finish, []
+    real_finish, finished = build._ShardWriter.finish, []
 
-    def finish_then_die(self, consumed, entries):
+    def finish_then_die(self):
         if len(finished) == 3:
             raise KeyboardInterrupt
-        finished.append(self.count)
-        return real_finish(self, consumed, entries)
+        finished.append(len(self.samples))
+        return real_finish(self)
 
-    monkeypatch.setattr(build._SplitWriter, "finish", finish_then_die)
+    monkeypatch.setattr(build._ShardWriter, "finish", finish_then_die)
     assert cli("shard", *[tmp_path / "killed" if a is None else a for a in args])[0] == 130  # interrupted
-    monkeypatch.setattr(build._SplitWriter, "finish", real_finish)
+    monkeypatch.setattr(build._ShardWriter, "finish", real_finish)
     assert len(list((tmp_path / "killed" / "train").glob("shard-*.tar"))) == 3
     code, stdout, err = cli("shard", *[tmp_path / "killed" if a is None else a for a in args[:-1]])
     assert code == 0, err

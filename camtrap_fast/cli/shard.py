@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,9 +18,12 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("source", type=Path, help="folder of class sub-folders, COCO Camera Traps .json, .csv, or "
                         "a Camtrap DP package (its datapackage.json or folder)")
-    parser.add_argument("out", type=Path, help="output folder (created; resumed when rerun with the same input)")
+    parser.add_argument("out", type=Path, nargs="?",
+                        help="output folder (created; resumed when rerun with the same input); with --merge, the "
+                             "only argument; not needed with --dry-run")
     parser.add_argument("--format", default="auto", help="auto (default), folder, coco, csv or camtrap-dp")
-    parser.add_argument("--image-root", type=Path, help="resolve relative image paths against this folder")
+    parser.add_argument("--image-root", help="resolve relative image paths against this folder, or this http(s):// "
+                        "URL prefix (images are then fetched; see --fetch-*)")
     parser.add_argument("--drop-classes", default="", help="comma-separated class names to drop, e.g. blank,empty,human")
     parser.add_argument("--drop-multi-species", action="store_true", help="drop images annotated with several classes")
     parser.add_argument("--keep-fraction", default="", help="keep a seeded random fraction of a class, e.g. empty=0.1")
@@ -49,16 +53,81 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true", help="replace a previous shard output in OUT")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    scale = parser.add_argument_group("at scale: parts on many machines, a plan without decoding, remote images")
+    scale.add_argument("--part", metavar="K/N", help="write only the K-th of N equal slices of the shards (K from 0, "
+                       "e.g. --part $SLURM_ARRAY_TASK_ID/N); then `shard OUT --merge`")
+    scale.add_argument("--merge", action="store_true", help="`shard OUT --merge`: check that all N parts in OUT "
+                       "finished from the same input and options, and write the manifest, indexes and rejected.csv")
+    scale.add_argument("--dry-run", action="store_true", help="ingest, filter and split, and print what the shards "
+                       "would hold per split and class, and what would be rejected; opens no image, writes nothing")
+    scale.add_argument("--remote-media", choices=("fetch", "skip"), default="fetch",
+                       help="http(s) image URLs: fetch them (default) or reject them as not downloaded")
+    scale.add_argument("--fetch-concurrency", type=int, default=16, metavar="N", help="remote requests in flight "
+                       "(default 16)")
+    scale.add_argument("--fetch-tries", type=int, default=4, metavar="N",
+                       help="attempts per remote image on transient failures (5xx, 429, timeouts; default 4)")
+    scale.add_argument("--fetch-timeout", type=float, default=30.0, metavar="S",
+                       help="seconds per connect and per read of a remote image (default 30)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from camtrap_fast.errors import UserError
+
+    if args.merge:
+        return _merge(args)
+    if args.out is None and not args.dry_run:
+        raise UserError("shard: give SOURCE and OUT (or `shard OUT --merge`, or `shard SOURCE --dry-run`)")
+    job = _job(args)
+    if args.dry_run:
+        from camtrap_fast.shards.build import plan_job
+        from camtrap_fast.shards.dry_run import dry_run_report
+
+        print("\n".join(dry_run_report(plan_job(job, decode=False))))
+        return 0
+    from camtrap_fast.shards.build import build_shards
+
+    summary = build_shards(job)
+    if summary.manifest is None:  # a part: the merge writes the manifest and says the rest
+        if not args.quiet:
+            print(format_part(summary, job.out))
+        return 0
+    if not args.quiet:
+        print(format_summary(summary))
+    for line in format_warnings(summary):  # said even with --quiet: each is something the user should know
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from camtrap_fast.errors import UserError
+    from camtrap_fast.shards.build import ShardSummary
+    from camtrap_fast.shards.merge import merge_parts
+
+    out = args.out if args.out is not None else args.source
+    if args.part or args.dry_run:
+        raise UserError("--merge takes only OUT (the folder the parts wrote into), not --part or --dry-run")
+    if not out.is_dir():
+        raise UserError(f"{out}: no such folder to merge (`shard OUT --merge` after every `--part K/N` finished)")
+    merged = merge_parts(out)
+    summary = ShardSummary(merged.manifest, merged.listed, merged.rejected, 0.0, 0, 0)
+    if not args.quiet:
+        print(format_summary(summary))
+    for line in format_warnings(summary):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def _job(args: argparse.Namespace):
+    from camtrap_fast.errors import UserError
     from camtrap_fast.ingest.crop_plan import DEFAULT_MIN_CONF, CropConfig
     from camtrap_fast.ingest.filters import FilterConfig, parse_keep_fraction
     from camtrap_fast.ingest.splits import SplitConfig, parse_fractions
-    from camtrap_fast.shards.build import DEFAULT_SHARD_SIZE, ShardJob, build_shards
+    from camtrap_fast.ingest.remote import is_url
+    from camtrap_fast.shards.build import DEFAULT_SHARD_SIZE, ShardJob
     from camtrap_fast.shards.encode import CROP_PADDING, EncodeConfig
+    from camtrap_fast.shards.fetch import FetchConfig
+    from camtrap_fast.shards.parts import parse_part
 
     mode = args.crops if args.crops != "auto" else ("detections" if args.detections else "none")
     crops = CropConfig(
@@ -77,11 +146,16 @@ def run(args: argparse.Namespace) -> int:
                               crop_padding=CROP_PADDING if args.crop_padding is None else args.crop_padding)
     except ValueError as error:
         raise UserError(str(error)) from None
-    job = ShardJob(
+    try:
+        fetch = FetchConfig(concurrency=args.fetch_concurrency, tries=args.fetch_tries, timeout_s=args.fetch_timeout)
+    except ValueError:
+        raise UserError("--fetch-concurrency and --fetch-tries must be at least 1, --fetch-timeout above 0") from None
+    root = args.image_root
+    return ShardJob(
         source=args.source,
-        out=args.out,
+        out=args.out if args.out is not None else Path(os.devnull),
         format=args.format,
-        image_root=args.image_root,
+        image_root=None if root is None else root if is_url(root) else Path(root),
         encode=encode,
         filters=FilterConfig(
             drop_classes=tuple(c.strip() for c in args.drop_classes.split(",") if c.strip()),
@@ -97,13 +171,20 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command=tuple(["camtrap-fast", *sys.argv[2:]]) if sys.argv[1:2] == ["shard"] else ("camtrap-fast", "shard"),
         crops=crops,
+        part=parse_part(args.part) if args.part else None,
+        fetch=fetch,
+        remote_media=args.remote_media,
     )
-    summary = build_shards(job)
-    if not args.quiet:
-        print(format_summary(summary))
-    for line in format_warnings(summary):  # said even with --quiet: each is something the user should know
-        print(line, file=sys.stderr)
-    return 0
+
+
+def format_part(summary, out: Path) -> str:
+    part = summary.part
+    rejected = sum(summary.rejected.values())
+    rate = summary.encoded / summary.seconds if summary.seconds else 0.0
+    resumed = f", resumed after {summary.resumed_shards} finished shard(s)" if summary.resumed_shards else ""
+    return (f"part {part.label}: {summary.shards_written} shard(s) written, {summary.encoded} images encoded "
+            f"({rate:.0f} images/s{resumed}), {rejected} rejected while encoding; when all {part.count} parts are "
+            f"done: camtrap-fast shard {out} --merge")
 
 
 def format_summary(summary) -> str:

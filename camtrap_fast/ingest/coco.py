@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-import os
 from pathlib import Path
 
 from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.records import Record, Rejection
+from camtrap_fast.ingest.remote import image_path, is_url
 
 
-def load_coco(json_path: Path, image_root: Path | None) -> list[Record]:
+def load_coco(json_path: Path, image_root: Path | str | None) -> list[Record]:
     return load_coco_checked(json_path, image_root)[0]
 
 
-def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Record], list[Rejection]]:
+def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[list[Record], list[Rejection]]:
     """Records, and a rejection for every annotation whose image_id is not in `images` (its label would be lost)."""
     data = read_coco_json(json_path)
     root = image_root or json_path.parent
@@ -52,12 +52,11 @@ def load_coco_checked(json_path: Path, image_root: Path | None) -> tuple[list[Re
         # (ties: the earlier category), which only matters when multi-species images are kept.
         votes = Counter(names)
         labels = tuple(sorted(votes, key=lambda n: (-votes[n], category_rank[n])))
-        path = Path(file_name)
         frame = image.get("frame_num")
         records.append(
             Record(
-                path=os.path.abspath(path if path.is_absolute() else root / path),
-                relpath=path.as_posix(),
+                path=image_path(root, file_name),
+                relpath=file_name if is_url(file_name) else Path(file_name).as_posix(),
                 label=labels[0] if labels else "",
                 labels=labels or ("",),
                 location=_text(image.get("location")),

@@ -66,9 +66,10 @@ class CropConfig:
 
 
 def select_images(records: list[Record], crops: CropConfig, filters: FilterConfig, format_used: str, source: Path,
-                  image_root: Path | None) -> tuple[list[Record], list[Rejection], str]:
-    """Loaded records -> the images to shard (with their boxes), every rejection, and the crop digest."""
-    local, remote = reject_remote(records)
+                  image_root: Path | str | None, fetch_remote: bool = False) -> tuple[list[Record], list[Rejection], str]:
+    """Loaded records -> the images to shard (with their boxes), every rejection, and the crop digest.
+    `fetch_remote`: http(s) URLs are kept (fetched at shard time), not rejected."""
+    local, remote = reject_remote(records, fetch_remote)
     local, uncropped, digest = plan_crops(local, crops, format_used, source, image_root)
     kept, filtered = apply_filters(local, filters, source_records=records + local)  # + the empty class
     kept, unboxed = settle_crops(kept, crops, filters.drop_classes)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest.records import Record
+from camtrap_fast.ingest.remote import image_path, is_url
 
 REQUIRED = ("filepath", "label")
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
-def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
+def load_csv(csv_path: Path, image_root: Path | str | None) -> list[Record]:
     root = image_root or csv_path.parent
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
@@ -55,13 +55,12 @@ def load_csv(csv_path: Path, image_root: Path | None) -> list[Record]:
             if split.lower() not in SPLIT_NAMES:
                 raise UserError(f"{csv_path}:{line}: split '{split}' is not one of train, val, test")
             split = SPLIT_NAMES[split.lower()]
-        path = Path(row["filepath"])
-        absolute = path if path.is_absolute() else root / path
+        name = row["filepath"]
         frame = row.get("frame_num") or None
         records.append(
             Record(
-                path=os.path.abspath(absolute),
-                relpath=path.as_posix(),
+                path=image_path(root, name),
+                relpath=name if is_url(name) else Path(name).as_posix(),
                 label=row["label"],
                 location=row.get("location") or None,
                 seq_id=row.get("seq_id") or None,

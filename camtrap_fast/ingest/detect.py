@@ -10,6 +10,7 @@ from camtrap_fast.ingest.coco import load_coco_checked
 from camtrap_fast.ingest.csv_table import load_csv
 from camtrap_fast.ingest.folder import load_folder
 from camtrap_fast.ingest.records import Record, Rejection
+from camtrap_fast.ingest.remote import is_http, is_url
 
 FORMATS = ("folder", "coco", "csv", "camtrap-dp")
 
@@ -45,9 +46,19 @@ def load_source(source: str | Path, format: str = "auto",
         format = detect_format(source)
     if format not in FORMATS:
         raise UserError(f"unknown format '{format}' (choose from auto, {', '.join(FORMATS)})")
-    root = Path(image_root) if image_root else None
-    if root is not None and not root.is_dir():
-        raise UserError(f"{root}: --image-root is not a folder")
+    root: Path | str | None = None
+    if image_root and is_url(str(image_root)):
+        if not is_http(str(image_root)):
+            raise UserError(f"--image-root {image_root}: only http(s):// URLs are read (a public bucket serves the "
+                            "same objects over HTTPS, e.g. https://storage.googleapis.com/BUCKET/PREFIX)")
+        if format not in ("coco", "csv"):
+            raise UserError(f"--image-root {image_root}: a URL image root applies to COCO Camera Traps and CSV "
+                            f"sources, not to a {format} source")
+        root = str(image_root)
+    elif image_root:
+        root = Path(image_root)
+        if not root.is_dir():
+            raise UserError(f"{root}: --image-root is not a folder")
     if format == "camtrap-dp":
         return format, load_camtrap_dp(source, root), []
     if format == "folder":

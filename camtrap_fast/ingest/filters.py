@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -92,7 +92,7 @@ def apply_filters(records: list[Record], config: FilterConfig,
             rejected.append(Rejection(record.path, reasons.MULTI_SPECIES, "+".join(labels)))
             continue
         if labels != record.labels:
-            record = Record(**{**record.__dict__, "label": labels[0], "labels": labels})
+            record = replace(record, label=labels[0], labels=labels)
         kept.append(record)
     return _keep_fractions(kept, rejected, config)
 

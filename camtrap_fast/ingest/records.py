@@ -55,12 +55,18 @@ NO_DETECTION = "no detection"  # no detection of the wanted categories at or abo
 NOT_IN_DETECTIONS = "not in detections file"
 DETECTOR_FAILURE = "detector failure"  # the detections file's own `failure` text is the detail
 NO_BOX = "no box"  # --crops annotations: the image's label has no box to crop
-REMOTE_MEDIA = "remote media (not downloaded)"
+REMOTE_MEDIA = "remote media (not downloaded)"  # --remote-media skip, or a scheme other than http(s)
+DOWNLOAD_FAILED = "download failed"  # a remote image that kept failing without an HTTP status (timeouts, cut bodies)
 NO_TRAINING_IMAGE = "no training image"  # its class has no image in train, so it has no output to be evaluated on
 UNKNOWN_IMAGE_ID = "unknown image id"  # a COCO annotation naming an image the file does not list (not an image)
 
 
-@dataclass(frozen=True)
+def http_status(code: int) -> str:
+    """The rejection reason of a remote image whose server kept answering `code` (e.g. `HTTP 404`)."""
+    return f"HTTP {code}"
+
+
+@dataclass(frozen=True, slots=True)
 class Record:
     """One labelled input image. `labels` holds every distinct class annotated on it (COCO may list several)."""
 
@@ -89,7 +95,7 @@ class Record:
         return meta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     path: str
     reason: str

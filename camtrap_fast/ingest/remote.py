@@ -1,25 +1,54 @@
-"""Camtrap DP media may be URLs (Agouti exports keep most media online): those are not downloaded here."""
+"""Remote images: URLs in a label source, or an `--image-root` that is an http(s):// prefix.
+
+http(s) URLs are fetched at shard time (shards/fetch.py) unless `--remote-media skip`; other schemes
+(s3://, gs://) are rejected, with the https:// form to use: public buckets serve the same objects over HTTPS.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import urllib.parse
+from pathlib import Path
 
 from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.records import Record, Rejection
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_HTTP = re.compile(r"^https?://", re.IGNORECASE)
+_HINTS = {"s3": "https://BUCKET.s3.amazonaws.com/KEY", "gs": "https://storage.googleapis.com/BUCKET/KEY"}
 
 
 def is_url(text: str) -> bool:
     return bool(_URL.match(text))
 
 
-def reject_remote(records: list[Record]) -> tuple[list[Record], list[Rejection]]:
-    """Records whose path is still a URL become `remote media (not downloaded)` rejections."""
+def is_http(text: str) -> bool:
+    return bool(_HTTP.match(text))
+
+
+def image_path(root: Path | str, name: str) -> str:
+    """Where the image a source names as `name` lives: `name` itself when it is a URL (or an absolute path),
+    else under `root`, a folder or an http(s):// prefix (the name URL-quoted)."""
+    if is_url(name):
+        return name
+    if isinstance(root, str) and is_url(root):
+        return root.rstrip("/") + "/" + urllib.parse.quote(Path(name).as_posix().lstrip("/"), safe="/")
+    path = Path(name)
+    return os.path.abspath(path if path.is_absolute() else Path(root) / path)
+
+
+def reject_remote(records: list[Record], fetch: bool = False) -> tuple[list[Record], list[Rejection]]:
+    """Records whose path is a URL that will not be fetched become `remote media (not downloaded)` rejections:
+    every URL without `fetch`, and those of a scheme other than http(s) with it."""
     kept, rejected = [], []
     for record in records:
-        if is_url(record.path):
-            rejected.append(Rejection(record.path, reasons.REMOTE_MEDIA, "download it and pass --image-root"))
+        if is_url(record.path) and not (fetch and is_http(record.path)):
+            scheme = record.path.split(":", 1)[0].lower()
+            detail = (f"{scheme}:// is not read; give its https:// form ({_HINTS[scheme]})" if fetch and scheme in _HINTS
+                      else "not an http(s) URL" if fetch else "download it and pass --image-root, or drop "
+                      "--remote-media skip")
+            rejected.append(Rejection(record.path, reasons.REMOTE_MEDIA, detail))
         else:
             kept.append(record)
     return kept, rejected

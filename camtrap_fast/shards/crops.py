@@ -23,6 +23,8 @@ side is `--size`, like whole frames, and never upscaled.
 
 from __future__ import annotations
 
+import io
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,7 +75,7 @@ def _place(centre: float, extent: float, limit: int) -> tuple[int, int]:
     return int(min(max(round(centre - span / 2), 0), limit - span)), span
 
 
-def encode_crops(path: str, bboxes: Sequence[Sequence[float]], config: EncodeConfig) -> list[EncodedCrop]:
+def encode_crops(path: str | bytes, bboxes: Sequence[Sequence[float]], config: EncodeConfig) -> list[EncodedCrop]:
     """One shard JPEG per box of the photo at `path`, in the order given; raises EncodeRejected like encode_image.
 
     `bboxes` are normalized [x_min, y_min, width, height] in the displayed frame; `config` gives the
@@ -120,10 +122,10 @@ def frame_size(path: str) -> tuple[int, int]:
     return _probe(path)[1]
 
 
-def _probe(path: str) -> tuple[tuple[int, int], tuple[int, int], bool]:
+def _probe(path: str | bytes) -> tuple[tuple[int, int], tuple[int, int], bool]:
     """(stored size, displayed size, is a JPEG) from the file's header."""
     with decode_errors():
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as image:
             stored = image.size
             orientation = image.getexif().get(0x0112, 1)
             is_jpeg = image.format == "JPEG"

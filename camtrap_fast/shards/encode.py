@@ -44,18 +44,18 @@ class EncodeConfig:
                              "box's width and height added on each side)")
 
 
-def encode_image(path: str, config: EncodeConfig) -> bytes:
-    """Return the shard JPEG for one source image, or raise EncodeRejected with the reason."""
+def encode_image(path: str | bytes, config: EncodeConfig) -> bytes:
+    """Return the shard JPEG for one source image (a path, or its bytes when fetched), or raise EncodeRejected."""
     image = open_oriented(path, (config.size, config.size))  # DCT scaling keeps both sides >= size
     image = resize_shorter_side(image, config.size)
     return to_jpeg(image, config.quality)
 
 
-def open_oriented(path: str, draft_size: tuple[int, int] | None) -> Image.Image:
+def open_oriented(path: str | bytes, draft_size: tuple[int, int] | None) -> Image.Image:
     """Decode `path` as RGB in its displayed orientation (EXIF applied), DCT-scaled to at least `draft_size`
     (in stored orientation) when given; every failure becomes EncodeRejected with its reason."""
     with decode_errors():
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(path) if isinstance(path, bytes) else path) as image:
             if draft_size is not None:
                 image.draft("RGB", draft_size)
             image = ImageOps.exif_transpose(image)  # also loads (fully decodes) the image

@@ -20,11 +20,19 @@ from camtrap_fast.shards.sample_index import INDEX_FILE
 RUN_FILE = ".shard-run.json"
 PROGRESS_FILE = ".shard-progress.jsonl"
 REJECTED_FILE = "rejected.csv"
-TOP_FILES = (MANIFEST_FILE, REJECTED_FILE, RUN_FILE, PROGRESS_FILE)
+PLAN_FILE = ".shard-plan.json"  # what the parts agree on and the merge needs (parts.py)
+TOP_FILES = (MANIFEST_FILE, REJECTED_FILE, RUN_FILE, PROGRESS_FILE, PLAN_FILE)
+# One progress log and one completion record per part of a `--part K/N` run (a one-machine run is part 0/1).
+PART_FILE = re.compile(r"\.shard-(progress|part)-\d+-of-\d+\.jsonl?")
 SHARD_FILE = re.compile(r"shard-\d{6}\.(tar|idx)")
 _SPLIT_FILE = re.compile(rf"{SHARD_FILE.pattern}|{re.escape(INDEX_FILE)}")
 # atomic.temp_name's `.NAME.RANDOM.tmp`; and `shard-NNNNNN.tar.tmp`, which versions before atomic.py left behind.
 _TEMP = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp|shard-\d{6}\.(tar|idx)\.tmp")
+
+
+def is_top_file(name: str) -> bool:
+    """Whether `name` is one of the files this tool writes at the top of OUT."""
+    return name in TOP_FILES or bool(PART_FILE.fullmatch(name))
 
 
 def is_temporary(name: str, top: bool) -> bool:
@@ -34,29 +42,34 @@ def is_temporary(name: str, top: bool) -> bool:
         return False
     if match.group("name") is None:
         return not top
-    return match.group("name") in TOP_FILES if top else bool(_SPLIT_FILE.fullmatch(match.group("name")))
+    return is_top_file(match.group("name")) if top else bool(_SPLIT_FILE.fullmatch(match.group("name")))
 
 
-def prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
-    """Decide what OUT holds: 'new', 'reused', 'resume' or 'complete'; refuse another dataset unless `overwrite`."""
+def prepare_out(out: Path, fingerprint: str, overwrite: bool, shared: bool = False) -> str:
+    """Decide what OUT holds: 'new', 'reused', 'resume' or 'complete'; refuse another dataset unless `overwrite`.
+
+    `shared`: other parts of the same run may be writing into OUT right now, so nothing but this part's own
+    files may be deleted (parts.py); their temporaries are left for the merge to remove."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a folder; choose a folder for the shards")
     entries = set(_names(out)) if out.exists() else set()
-    # A kill can leave a temporary of ours behind; it is ours to remove.
+    # A kill can leave a temporary of ours behind; it is ours to remove (unless another part may be writing it).
     for name in [e for e in entries if is_temporary(e, top=True)]:
-        _unlink(out / name)
+        if not shared:
+            _unlink(out / name)
         entries.discard(name)
-    foreign = sorted(entries - {*TOP_FILES, *SPLITS})
+    foreign = sorted(e for e in entries - set(SPLITS) if not is_top_file(e))
     if foreign:
         raise UserError(f"{out}: holds files camtrap-fast did not write ({', '.join(foreign[:3])}); "
                         "choose an empty or new folder")
     previous = _previous_fingerprint(out, entries)
     if previous == fingerprint:
         if MANIFEST_FILE in entries:
-            for name in (PROGRESS_FILE, RUN_FILE):
-                _unlink(out / name)
+            if not shared:
+                remove_run_files(out)
             return "complete"
-        clean_temporaries(out)
+        if not shared:
+            clean_temporaries(out)
         return "resume"
     if entries:
         if not overwrite:
@@ -71,8 +84,15 @@ def prepare_out(out: Path, fingerprint: str, overwrite: bool) -> str:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise os_fault(error, out, "create the output folder") from None
-    write_text(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")
+    write_text(out / RUN_FILE, json.dumps({"fingerprint": fingerprint}) + "\n")  # parts write the same bytes
     return "new" if new else "reused"
+
+
+def remove_run_files(out: Path) -> None:
+    """The run's bookkeeping (progress logs, part records, the plan), once the manifest is in place."""
+    for name in _names(out):
+        if name in (PROGRESS_FILE, RUN_FILE, PLAN_FILE) or PART_FILE.fullmatch(name) or is_temporary(name, top=True):
+            _unlink(out / name)
 
 
 def our_files(out: Path) -> list[Path]:
@@ -82,7 +102,7 @@ def our_files(out: Path) -> list[Path]:
     files, foreign = [], []
     for name in sorted(_names(out)):
         path = out / name
-        if name in TOP_FILES or is_temporary(name, top=True):
+        if is_top_file(name) or is_temporary(name, top=True):
             files.append(path)
         elif name in SPLITS and path.is_dir() and not path.is_symlink():
             for inner in sorted(_names(path)):
@@ -111,21 +131,31 @@ def clean(out: Path, remove_dir: bool) -> None:
                 raise os_fault(error, folder, "remove folder") from None
 
 
-def clean_temporaries(out: Path) -> None:
+def clean_temporaries(out: Path, owned: set[str] | None = None) -> None:
+    """Remove our temporaries in the split folders; with `owned` (a part's shard names, "train/shard-000003.tar"),
+    only those of its own shards."""
     for split in SPLITS:
         if (out / split).is_dir():
             for name in _names(out / split):
-                if is_temporary(name, top=False):
+                match = _TEMP.fullmatch(name)
+                if is_temporary(name, top=False) and (owned is None or _shard_of(split, match) in owned):
                     _unlink(out / split / name)
 
 
-def remove_unlogged_shards(out: Path, logged: set[str]) -> None:
-    """Shards a resumed run will write again (after the last logged one): removed, so nothing stale stays."""
+def _shard_of(split: str, match: re.Match) -> str:
+    name = match.group("name") or match.group(0)[: -len(".tmp")]
+    return f"{split}/{name.rsplit('.', 1)[0]}.tar"
+
+
+def remove_unlogged_shards(out: Path, logged: set[str], owned: set[str] | None = None) -> None:
+    """Shards a resumed run will write again (after the last logged one): removed, so nothing stale stays.
+    With `owned`, only among those shards (other parts' shards are theirs)."""
     for split in SPLITS:
         if not (out / split).is_dir():
             continue
         for name in sorted(_names(out / split)):
-            if SHARD_FILE.fullmatch(name) and f"{split}/{name[:-4]}.tar" not in logged:
+            shard = f"{split}/{name[:-4]}.tar"
+            if SHARD_FILE.fullmatch(name) and shard not in logged and (owned is None or shard in owned):
                 _unlink(out / split / name)  # a tar, or an .idx whose tar never made it into place
 
 

@@ -15,10 +15,12 @@ from camtrap_fast.shards.encode import EncodeConfig, encode_image
 from camtrap_fast.shards.keys import make_keys
 
 
-def encode_sample(task: tuple[str, tuple], config: EncodeConfig) -> bytes | list[EncodedCrop]:
-    """A worker's job: the whole frame's JPEG, or one crop per box; raises EncodeRejected."""
-    path, bboxes = task
-    return encode_crops(path, bboxes, config) if bboxes else encode_image(path, config)
+def encode_sample(task: tuple, config: EncodeConfig) -> bytes | list[EncodedCrop]:
+    """A worker's job: the whole frame's JPEG, or one crop per box; raises EncodeRejected. A task is
+    (path, boxes), or (path, boxes, bytes) for a fetched remote image."""
+    path, bboxes, *data = task
+    image = data[0] if data else path
+    return encode_crops(image, bboxes, config) if bboxes else encode_image(image, config)
 
 
 def encode_task(record: Record) -> tuple[str, tuple]:

@@ -22,6 +22,7 @@ from collections import Counter, defaultdict
 from camtrap_fast.errors import UserError
 from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.records import Record, Rejection
+from camtrap_fast.ingest.remote import is_url
 
 RARE_IMAGES = 4  # classes this small are decode-checked before the class list is fixed (a few images each)
 MISSING = "missing"
@@ -31,6 +32,9 @@ def file_identities(records: list[Record]) -> dict[str, str]:
     """{path: "size:mtime_ns"}, MISSING for a file that does not exist, or the errno for one that cannot be stat'ed."""
     identities = {}
     for record in records:
+        if is_url(record.path):  # fetched at shard time; a remote file's identity is its URL (README: remote)
+            identities[record.path] = "remote"
+            continue
         try:
             stat = os.stat(record.path)
             identities[record.path] = f"{stat.st_size}:{stat.st_mtime_ns}"
@@ -81,18 +85,18 @@ def dropped_classes(listed: list[Record], classes: tuple[str, ...], rejections: 
             for label, counts in sorted(why.items())}
 
 
-def refuse_untrained(classes: tuple[str, ...], train_counts: dict[str, int], listed: list[Record],
-                     rejections: list[Rejection], out) -> None:
-    """A UserError naming the first class whose train images were all rejected while the train split was written."""
+def refuse_untrained(classes: tuple[str, ...], train_counts: dict[str, int], train_images: dict[str, int],
+                     train_rejected: dict[str, list[Rejection]], out) -> None:
+    """A UserError naming the first class whose train images were all rejected while the train split was written
+    (`train_images`: its planned train images; `train_rejected`: the train split's rejections by class)."""
     empty = [c for c in classes if not train_counts.get(c)]
     if not empty:
         return
     name = empty[0]
-    paths = {r.path for r in listed if r.label == name and r.split == "train"}
-    mine = [r for r in rejections if r.path in paths]
+    mine = train_rejected.get(name, [])
     detail = ", ".join(f"{n} {reason}" for reason, n in Counter(r.reason for r in mine).most_common())
     example = f"; e.g. {mine[0].path}: {mine[0].detail}" if mine else ""
     others = f" ({len(empty) - 1} more classes alike)" if len(empty) > 1 else ""
-    raise UserError(f"class '{name}' has no training image left{others}: all {len(paths)} of its train images were "
-                    f"rejected ({detail}{example}); fix those files or pass --drop-classes '{name}', "
-                    f"and shard again with --overwrite ({out} holds this unfinished run)")
+    raise UserError(f"class '{name}' has no training image left{others}: all {train_images.get(name, 0)} of its "
+                    f"train images were rejected ({detail}{example}); fix those files or pass --drop-classes "
+                    f"'{name}', and shard again with --overwrite ({out} holds this unfinished run)")
