@@ -31,19 +31,21 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args.shards, args)
     summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary:
-        print(format_summary(summary, args.out))
         from camtrap_fast.cli.report import write_run_page  # issue 14: the run's HTML page
 
-        print(write_run_page(args.out))
+        print(format_summary(summary, args.out, write_run_page(args.out)))
     return 0
 
 
-def format_summary(summary: dict, run: Path) -> str:
+def format_summary(summary: dict, run: Path, page: str = "") -> str:
+    """The scores table, the reports' paths (and `page`, the report.html line), warnings last."""
     lines = [f"{'':<10}{'accuracy':>10}{'macro-F1':>10}"]
     for name in ("baseline", "phase1", "phase2"):
         if name in summary:
             lines.append(f"{name:<10}{summary[name]['accuracy']:>10.3f}{summary[name]['macro_f1']:>10.3f}")
     lines.append(f"reports: {run}/phase1" + (f", {run}/phase2" if "phase2" in summary else "")
                  + f" (scores on the {summary.get('split', 'test')} split)")
+    if page:
+        lines.append(page)
     lines += [f"warning: {warning}" for warning in summary.get("warnings", ())]
     return "\n".join(lines)

@@ -105,7 +105,7 @@ def markdown(text: str, table_class: str = "sortable") -> str:
             out.append(f'<table class="{table_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
             continue
         if line.startswith("#"):
-            level = min(len(line) - len(line.lstrip("#")) + 1, 4)
+            level = min(len(line) - len(line.lstrip("#")) + 2, 5)  # under the page's own h1 and section h2
             out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
         elif line.startswith("- "):
             items = []
