@@ -31,6 +31,9 @@ COMMANDS = ("synth", "shard", "plan", "verify", "eval", "train", "heads", "study
 def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
     """name -> (arguments, expected exit code). Paths that do not exist, and options that are out of range."""
     missing = str(tmp / "missing")
+    run = tmp / "run"  # passes the light check (a config.json), so the option after it is what fails
+    run.mkdir(exist_ok=True)
+    (run / "config.json").write_text("{}")
     found = {"--help": (["--help"], 0)}
     found.update({f"{c} --help": ([c, "--help"], 0) for c in COMMANDS})
     found.update({
@@ -46,6 +49,12 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
         "predict missing run": (["predict", missing, missing, "--out", str(tmp / "p.csv")], 2),
         "demo bad scale": (["demo", "--workdir", str(tmp / "demo"), "--scale", "-1"], 2),
         "bench loader missing shards": (["bench", "loader", missing], 2),
+        "train bad epochs": (["train", missing, "--out", str(tmp / "run2"), "--epochs", "0"], 2),
+        "heads bad methods": (["heads", str(run), "--methods", "bogus"], 2),
+        "predict bad format": (["predict", str(run), missing, "--out", str(tmp / "p.xlsx")], 2),
+        "study bad seeds": (["study", missing, "--out", str(tmp / "study"), "--seeds", "x"], 2),
+        "eval missing predictions": (["eval", "--predictions", missing, "--out", str(tmp / "m")], 2),
+        "demo bad backend": (["demo", "--workdir", str(tmp / "demo"), "--backend", "nope"], 2),
     })
     return found
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
+from camtrap_fast.train import headloop
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
 
@@ -43,6 +44,9 @@ __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", 
 # per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
 CHUNK_BATCHES = 32
 ROW_ALIGN = 8  # fp32 values: 32 bytes
+# Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
+# and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
+COMPILED_LOOP = True
 # Rows per matmul when predicting the validation set.
 EVAL_ROWS = 16384
 
@@ -167,6 +171,9 @@ class _FusedHead:
         self.dlogits = torch.empty(chunk, self.num_classes, device=device)
         self.row_scale = torch.empty(chunk, 1, device=device)
         self.minus_one = torch.full((config.batch_size, 1), -1.0, device=device)
+        # The compiled steps where they can run (CPU, private ops; COMPILED_LOOP off for comparisons), else torch's.
+        usable = COMPILED_LOOP and device.type == "cpu" and not config.public_ops
+        self.compiled = headloop.load() if usable else None
         # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
         self.full_chunk_batches = self._batch_views(chunk)
 
@@ -249,6 +256,10 @@ class _FusedHead:
             n = self._load_chunk(features, labels, order[start : start + chunk])
             if static_scale:
                 self._static_row_scale(n)
+            if self.compiled is not None:  # the same steps in C: no per-step dispatch (headloop.c)
+                step += self._compiled_steps(n, static_scale, dynamic_scale, self.steps_done + step)
+                loss_sum += self._chunk_loss(n)
+                continue
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
                 rows = len(inputs)
@@ -268,6 +279,15 @@ class _FusedHead:
             loss_sum += self._chunk_loss(n)
         self.steps_done += num_batches
         return float(loss_sum) / num_batches
+
+    def _compiled_steps(self, n: int, static_scale: bool, dynamic_scale: bool, steps_done: int) -> int:
+        """The chunk's steps through headloop.c; its loss_gradient is this loop's per-loss d loss / d logits."""
+        config = self.config
+        return self.compiled.run(
+            self.inputs, self.targets, self.row_scale if static_scale else None, self.logits, self.dlogits,
+            self.theta, self.grad, self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size,
+            headloop.LOSS_FOCAL if dynamic_scale else headloop.LOSS_SOFTMAX, self.terms.gamma, FOCAL_MIN_MARGIN,
+            self.class_weights if dynamic_scale else None, config.lr, config.betas, self.adam.eps, steps_done)
 
     def _softmax_into(self, logits: torch.Tensor, out: torch.Tensor) -> None:
         if self.config.public_ops:

@@ -1,0 +1,152 @@
+/* The phase-2 head's training steps in C: what train.head_training._FusedHead.train_epoch does per batch,
+ * without Python or torch dispatch between the steps (72,780 steps at season-9 scale; each step's own
+ * arithmetic is ~55 us on 2 cores, and torch's per-op dispatch cost ~3 us per op, ~10 ops per step).
+ *
+ * Per batch of `batch` rows of the chunk:
+ *   logits = inputs . theta^T                  (sgemm: the caller passes the BLAS sgemm_ torch itself uses)
+ *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss)
+ *   grad = dlogits^T . inputs                  (sgemm; the bias is a column of ones in inputs)
+ *   Adam on theta                              (adam_step: torch's fused Adam arithmetic, eps pre-scaled)
+ * The gradient is kept batch_size times the loss's and Adam's eps scaled to match (see head_training.py).
+ * Built by `make setup` (Makefile: headloop); head_training.py falls back to its torch loop without it.
+ */
+#include <math.h>
+#include <stdint.h>
+
+typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n, const int *k,
+                         const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
+                         const float *beta, float *c, const int *ldc);
+
+enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1 };
+
+#define HEADLOOP_ABI 1
+int headloop_abi(void) { return HEADLOOP_ABI; }
+
+/* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
+ * exp(r) by a degree-6 polynomial on |r| <= ln2/2 (relative error ~2e-7, like expf), 2^n by the exponent bits.
+ * Below -87 it returns 0 (expf gives a denormal there; the softmax sum is >= 1, so nothing changes beyond 1e-38). */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = __builtin_roundf(x * 1.44269504088896341f);
+    const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { float f; int32_t i; } scale = {.i = ((int32_t)n + 127) << 23};
+    return x <= -87.0f ? 0.0f : p * scale.f;
+}
+
+/* Row-major softmax of one row of `classes` logits, max-subtracted as torch's is. Returns log(sum exp(l - max)). */
+static float softmax_row(const float *restrict logits, float *restrict out, int classes, float *max_out) {
+    float max = logits[0];
+    for (int j = 1; j < classes; j++) max = logits[j] > max ? logits[j] : max;
+    float sum = 0.0f;
+    for (int j = 0; j < classes; j++) {
+        out[j] = exp_nonpositive(logits[j] - max);
+        sum += out[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < classes; j++) out[j] *= inv;
+    *max_out = max;
+    return logf(sum);
+}
+
+/* d loss / d logits for one batch, times batch_size (each loss's formula lives here and only here).
+ *   LOSS_SOFTMAX: cross-entropy of softmax(logits); row i's factor is row_scale[i] (weighted mean, class weights,
+ *                 balanced softmax's offset rides in the bias) or batch/rows (plain mean) when row_scale is NULL:
+ *                 dlogits_i = factor_i * (softmax_i - onehot_i).
+ *   LOSS_FOCAL:   focal loss -(1-p)^g log p with p the true class's probability (times class_weights[y]):
+ *                 dlogits_i = factor_i * c_i * (softmax_i - onehot_i),
+ *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin. */
+static void loss_gradient(int loss, const float *logits, const int64_t *targets, const float *row_scale,
+                          const float *class_weights, float gamma, float min_margin, float *dlogits, int rows,
+                          int batch, int classes) {
+    const float mean_factor = (float)batch / (float)rows;
+    for (int i = 0; i < rows; i++) {
+        const float *l = logits + (int64_t)i * classes;
+        float *d = dlogits + (int64_t)i * classes;
+        const int64_t y = targets[i];
+        float max;
+        const float log_sum = softmax_row(l, d, classes, &max);
+        float factor = row_scale ? row_scale[i] : mean_factor;
+        if (loss == LOSS_FOCAL) {
+            const float log_p = l[y] - max - log_sum;
+            const float p = d[y];
+            float margin = -expm1f(log_p);
+            if (margin < min_margin) margin = min_margin;
+            float c = powf(margin, gamma - 1.0f) * (margin - gamma * p * log_p);
+            if (class_weights) c *= class_weights[y];
+            factor = c * mean_factor;
+        }
+        d[y] -= 1.0f;
+        if (factor != 1.0f)
+            for (int j = 0; j < classes; j++) d[j] *= factor;
+    }
+}
+
+/* torch._fused_adam_'s arithmetic (amsgrad and weight decay off). */
+static void adam_step(float *restrict theta, const float *restrict grad, float *restrict m, float *restrict v,
+                      int64_t size, int64_t step, float lr, float beta1, float beta2, float eps) {
+    const double bias1 = 1.0 - pow(beta1, (double)step);
+    const double bias2 = 1.0 - pow(beta2, (double)step);
+    const float step_size = (float)(lr / bias1);
+    const float bias2_sqrt = (float)sqrt(bias2);
+    const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
+    for (int64_t k = 0; k < size; k++) {
+        const float g = grad[k];
+        const float mk = m[k] + one_minus_beta1 * (g - m[k]);
+        const float vk = beta2 * v[k] + one_minus_beta2 * g * g;
+        m[k] = mk;
+        v[k] = vk;
+        theta[k] -= step_size * mk / (sqrtf(vk) / bias2_sqrt + eps);
+    }
+}
+
+/* Train on the chunk's n rows in batches of `batch`; steps are numbered from step0 + 1.
+ * logits (n x classes) keeps every batch's logits for the caller's loss bookkeeping; dlogits is scratch of the same
+ * shape; grad (classes x width) holds the last step's gradient. Returns the number of steps taken. */
+int64_t headloop_steps(void *sgemm_ptr, const float *inputs, const int64_t *targets, const float *row_scale,
+                       float *logits, float *dlogits, float *theta, float *grad, float *m, float *v, int n, int batch,
+                       int width, int classes, int loss, float gamma, float min_margin, const float *class_weights,
+                       float lr, float beta1, float beta2, float eps, int64_t step0) {
+    const sgemm_fn sgemm = (sgemm_fn)sgemm_ptr;
+    const float one = 1.0f, zero = 0.0f;
+    const int64_t size = (int64_t)classes * width;
+    int64_t step = step0;
+    for (int start = 0; start < n; start += batch) {
+        const int rows = n - start < batch ? n - start : batch;
+        const float *x = inputs + (int64_t)start * width;
+        float *l = logits + (int64_t)start * classes;
+        float *d = dlogits + (int64_t)start * classes;
+        /* column-major view: logits^T (classes x rows) = theta (classes x width) . x^T */
+        sgemm("T", "N", &classes, &rows, &width, &one, theta, &width, x, &width, &zero, l, &classes);
+        loss_gradient(loss, l, targets + start, row_scale ? row_scale + start : 0, class_weights, gamma, min_margin,
+                      d, rows, batch, classes);
+        /* grad^T (width x classes) = x^T (width x rows) . dlogits (rows x classes) */
+        sgemm("N", "T", &width, &classes, &rows, &one, x, &width, d, &classes, &zero, grad, &width);
+        step += 1;
+        adam_step(theta, grad, m, v, size, step, lr, beta1, beta2, eps);
+    }
+    return step - step0;
+}
+
+/* Only the two matmuls of headloop_steps, over the same batches (bench/phase2_head.py: where the time goes). */
+int64_t headloop_matmuls(void *sgemm_ptr, const float *inputs, float *logits, float *dlogits, const float *theta,
+                         float *grad, int n, int batch, int width, int classes) {
+    const sgemm_fn sgemm = (sgemm_fn)sgemm_ptr;
+    const float one = 1.0f, zero = 0.0f;
+    int64_t steps = 0;
+    for (int start = 0; start < n; start += batch, steps++) {
+        const int rows = n - start < batch ? n - start : batch;
+        const float *x = inputs + (int64_t)start * width;
+        sgemm("T", "N", &classes, &rows, &width, &one, theta, &width, x, &width, &zero, logits + (int64_t)start * classes,
+              &classes);
+        sgemm("N", "T", &width, &classes, &rows, &one, x, &width, dlogits + (int64_t)start * classes, &classes, &zero,
+              grad, &width);
+    }
+    return steps;
+}
