@@ -78,7 +78,8 @@ test-fast: setup
 # Each benchmark measures a baseline in the same run and prints ratios; bench/README.md records results.
 # bench/phase2.py needs a two-phase run: the demo's, made first if it is missing.
 bench: setup
-	$(BIN)/python -m pytest bench/test_micro.py --benchmark-only -q -p no:cacheprovider
+	$(BIN)/python bench/micro.py
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
@@ -94,6 +95,14 @@ BENCH_RESULTS := bench/results
 bench-ci: setup
 	mkdir -p $(BENCH_RESULTS) && touch $(BENCH_RESULTS)/.started
 	$(BIN)/python bench/startup.py --ci
+	$(BIN)/python bench/micro.py --ci
+	$(BIN)/python bench/shard.py --ci
+	$(BIN)/python bench/integrity.py --ci
+	$(BIN)/python bench/sampling.py --ci
+	$(BIN)/python bench/loader.py --ci
+	$(BIN)/python bench/phase2_head.py --ci
+	$(BIN)/python bench/phase2.py --ci
+	$(BIN)/python bench/phase2_methods.py --ci
 	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
 
 clean:
