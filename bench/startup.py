@@ -51,6 +51,8 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
         "bench loader missing shards": (["bench", "loader", missing], 2),
         "train bad epochs": (["train", missing, "--out", str(tmp / "run2"), "--epochs", "0"], 2),
         "heads bad methods": (["heads", str(run), "--methods", "bogus"], 2),
+        "heads missing shards": (["heads", str(run), "--shards", missing], 2),
+        "eval missing shards": (["eval", str(run), "--shards", missing], 2),
         "predict bad format": (["predict", str(run), missing, "--out", str(tmp / "p.xlsx")], 2),
         "study bad seeds": (["study", missing, "--out", str(tmp / "study"), "--seeds", "x"], 2),
         "eval missing predictions": (["eval", "--predictions", missing, "--out", str(tmp / "m")], 2),

@@ -64,10 +64,8 @@ def _evaluate_run(args: argparse.Namespace) -> int:
     from camtrap_fast.train.run_paths import require_run
 
     require_run(args.run)  # before torch: a wrong path answers at once
-    if args.shards is not None:
-        from camtrap_fast.shards.manifest import load_manifest
-
-        load_manifest(args.shards)
+    if args.shards is not None and not args.shards.is_dir():
+        raise UserError(f"--shards {args.shards}: no such folder")
     from camtrap_fast.train import evaluate_run
 
     split = args.split or "test"

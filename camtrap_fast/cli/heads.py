@@ -42,10 +42,8 @@ def run(args: argparse.Namespace) -> int:
     require_run(args.run)
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed {args.seed}: must be a whole number >= 0")
-    if args.shards is not None:
-        from camtrap_fast.shards.manifest import load_manifest
-
-        load_manifest(args.shards)
+    if args.shards is not None and not args.shards.is_dir():
+        raise UserError(f"--shards {args.shards}: no such folder")
     from camtrap_fast.train.head_config import parse_methods
 
     methods = parse_methods(args.methods)
