@@ -127,6 +127,13 @@ def test_real_validation_and_history(problem):
     assert result.best_val_macro_f1 > result.history[0].val_macro_f1  # random start vs trained
     assert result.head_state["weight"].shape == (C, D) and result.seconds > 0
     nn.Linear(D, C).load_state_dict(result.head_state)
+    # the validation loss beside the macro F1: cross-entropy of each epoch's head on the validation rows
+    final = nn.Linear(D, C)
+    final.load_state_dict(result.head_state)
+    last = result.history[result.best_epoch]
+    expected = nn.functional.cross_entropy(final(val_features), val_labels).item()
+    assert last.val_loss == pytest.approx(expected, rel=1e-5)
+    assert all(r.val_loss is not None for r in result.history)
 
 
 def test_bad_inputs(problem):

@@ -32,8 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
+from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmoid_focal_dlogits,
+                                 sigmoid_focal_per_sample)
 from camtrap_fast.train import headloop
+from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
 
@@ -60,15 +62,22 @@ class _LossTerms:
     logit_offset: a per-class constant added to the logits in training only (balanced softmax: log n_y). The
     loss sees logits + offset, so the formula above holds with the softmax of the offset logits; since
     d logits / d bias = 1, the offset is carried inside the trained bias (bias + offset) and taken out again
-    for validation and the result: the same updates at no cost per step."""
+    for validation and the result: the same updates at no cost per step.
+
+    sigmoid: TF Addons' sigmoid focal loss instead (one-vs-all, not a softmax): d loss_i / d logits_i is
+    `losses.sigmoid_focal_dlogits` / batch size, with positive_alpha its per-class alpha (None: no alpha factor)."""
 
     gamma: float = 0.0
     class_weights: torch.Tensor | None = None
     weighted_mean: bool = False
     logit_offset: torch.Tensor | None = None
+    sigmoid: bool = False
+    positive_alpha: torch.Tensor | None = None
 
 
 def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
+    if loss.name == "sigmoid-focal":
+        return _LossTerms(loss.focal_gamma, sigmoid=True, positive_alpha=loss.positive_alpha(len(class_counts)))
     weights = loss.per_class_weights(class_counts)
     if loss.name == "focal":
         return _LossTerms(loss.focal_gamma, weights)
@@ -104,31 +113,6 @@ def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], tor
     return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
 
 
-class FlatAdam:
-    """Adam on one flat fp32 tensor whose gradient the caller writes into `grad`: torch.optim.Adam(fused=True)'s
-    kernel called directly (torch.optim.Adam.step() costs ~4x this per step, bench/phase2_head.py; 72,780 steps
-    at S9 scale), or that step itself with HeadConfig.public_ops."""
-
-    def __init__(self, theta: torch.Tensor, grad: torch.Tensor, config: HeadConfig, eps: float):
-        self.theta, self.grad, self.config, self.eps = theta, grad, config, eps
-        self.exp_avg = torch.zeros_like(theta)
-        self.exp_avg_sq = torch.zeros_like(theta)
-        self._optimizer: torch.optim.Adam | None = None  # public_ops only
-
-    def step(self, step_count: torch.Tensor) -> None:
-        beta1, beta2 = self.config.betas
-        if self.config.public_ops:
-            if self._optimizer is None:
-                self.theta.grad = self.grad  # the gradient buffer the loop writes into
-                self._optimizer = torch.optim.Adam([self.theta], lr=self.config.lr, betas=(beta1, beta2),
-                                                   eps=self.eps, fused=True)
-            self._optimizer.step()
-            return
-        torch._fused_adam_([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [step_count],
-                           lr=self.config.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
-
-
 class _FusedHead:
     """Weight, gradient and Adam state of a linear head as flat tensors, and the fused training epoch."""
 
@@ -161,6 +145,11 @@ class _FusedHead:
                 raise ValueError(f"the loss has {len(terms.class_weights)} class weights "
                                  f"for a head of {self.num_classes} classes")
             self.class_weights = terms.class_weights.to(device=device, dtype=torch.float32)
+        self.positive_alpha = None
+        if terms.positive_alpha is not None:
+            if terms.positive_alpha.shape != (c,):
+                raise ValueError(f"the loss has {len(terms.positive_alpha)} alphas for a head of {c} classes")
+            self.positive_alpha = terms.positive_alpha.to(device=device, dtype=torch.float32)
         self.zero = torch.zeros((), device=device)
         chunk = CHUNK_BATCHES * config.batch_size
         self.inputs = torch.zeros(chunk, width, device=device)
@@ -192,6 +181,11 @@ class _FusedHead:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
         return predict_rows(features, lambda rows: torch.addmm(bias, rows.float(), weight_t))
+
+    def eval_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's logits (without the training-only offset) over `features`, for the validation loss."""
+        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+        return torch.cat([torch.addmm(bias, rows.float(), weight_t) for rows in features.split(EVAL_ROWS)])
 
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
@@ -225,6 +219,11 @@ class _FusedHead:
     def _chunk_loss(self, n: int) -> torch.Tensor:
         """Sum over the chunk's batches of each batch's loss, from the logits kept for the chunk."""
         logits, targets = self.logits[:n], self.targets[:n, 0]
+        if self.terms.sigmoid:
+            totals, _ = self._batch_sums(sigmoid_focal_per_sample(logits, targets, self.terms.gamma,
+                                                                  self.positive_alpha), n)
+            divisors, _ = self._batch_sums(torch.ones(n, device=logits.device), n)
+            return (totals / divisors).sum()
         log_p = torch.log_softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)  # half logsumexp's cost
         per_row = -log_p
         if self.terms.gamma != 0:
@@ -242,6 +241,8 @@ class _FusedHead:
         eps * batch_size gives exactly the updates of the unscaled gradient.
         """
         b = self.config.batch_size
+        if self.terms.sigmoid and self.compiled is None:
+            return self._train_epoch_sigmoid(features, labels, order)
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
@@ -283,11 +284,42 @@ class _FusedHead:
     def _compiled_steps(self, n: int, static_scale: bool, dynamic_scale: bool, steps_done: int) -> int:
         """The chunk's steps through headloop.c; its loss_gradient is this loop's per-loss d loss / d logits."""
         config = self.config
+        if self.terms.sigmoid:  # one-vs-all: per-class alpha in place of class weights, no row scale
+            loss, weights, row_scale = headloop.LOSS_SIGMOID_FOCAL, self.positive_alpha, None
+        else:
+            loss = headloop.LOSS_FOCAL if dynamic_scale else headloop.LOSS_SOFTMAX
+            weights = self.class_weights if dynamic_scale else None
+            row_scale = self.row_scale if static_scale else None
         return self.compiled.run(
-            self.inputs, self.targets, self.row_scale if static_scale else None, self.logits, self.dlogits,
-            self.theta, self.grad, self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size,
-            headloop.LOSS_FOCAL if dynamic_scale else headloop.LOSS_SOFTMAX, self.terms.gamma, FOCAL_MIN_MARGIN,
-            self.class_weights if dynamic_scale else None, config.lr, config.betas, self.adam.eps, steps_done)
+            self.inputs, self.targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
+            self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size, loss, self.terms.gamma, FOCAL_MIN_MARGIN,
+            weights, config.lr, config.betas, self.adam.eps, steps_done)
+
+    def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
+        """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits
+        from `losses.sigmoid_focal_dlogits` (its closed form, and the only place it is written)."""
+        b = self.config.batch_size
+        num_batches = -(-len(order) // b)
+        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
+                                   dtype=torch.float32, device=self.theta.device).unbind(0)
+        loss_sum = self.zero.clone()
+        step = 0
+        weight_t = self.weight.t()
+        chunk = len(self.inputs)
+        for start in range(0, len(order), chunk):
+            n = self._load_chunk(features, labels, order[start : start + chunk])
+            batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
+            for inputs, targets, logits, dlogits, dlogits_t, _ in batches:
+                torch.mm(inputs, weight_t, out=logits)
+                sigmoid_focal_dlogits(logits, targets[:, 0], self.terms.gamma, self.positive_alpha, out=dlogits)
+                if len(inputs) != b:  # the mean over a short batch divides by its rows; the kept gradient is x b
+                    dlogits.mul_(b / len(inputs))
+                torch.mm(dlogits_t, inputs, out=self.grad_w)
+                self.adam.step(step_counts[step])
+                step += 1
+            loss_sum += self._chunk_loss(n)
+        self.steps_done += num_batches
+        return float(loss_sum) / num_batches
 
     def _softmax_into(self, logits: torch.Tensor, out: torch.Tensor) -> None:
         if self.config.public_ops:
@@ -344,7 +376,15 @@ def train_head(
     terms = _loss_terms(loss, counts)
     if logit_offset is not None:
         terms = dataclasses.replace(terms, logit_offset=torch.as_tensor(logit_offset, dtype=torch.float32))
+    val_loss_of = None
+    if has_val:  # the run's loss (its class weights from the training counts) on the validation rows
+        loss_fn = build_loss(loss, counts).to(device)
+        val_rows, val_targets = val_features.to(device), val_labels.to(device=device, dtype=torch.int64)
+
+        def val_loss_of() -> float:
+            return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
+
     with torch_threads(config.num_threads, device), torch.no_grad():
         trainer = _FusedHead(head, config, terms, device)
         return fit_epochs(trainer, train_features.contiguous(), train_labels, val_features if has_val else None,
-                          val_labels if has_val else None, config, seed, order_for_epoch, started)
+                          val_labels if has_val else None, config, seed, order_for_epoch, started, val_loss_of)

@@ -28,9 +28,9 @@ typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, c
                          const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
                          const float *beta, float *c, const int *ldc);
 
-enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1 };
+enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 
-#define HEADLOOP_ABI 1
+#define HEADLOOP_ABI 2
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
@@ -72,7 +72,28 @@ static float softmax_row(const float *restrict logits, float *restrict out, int 
  *                 dlogits_i = factor_i * (softmax_i - onehot_i).
  *   LOSS_FOCAL:   focal loss -(1-p)^g log p with p the true class's probability (times class_weights[y]):
  *                 dlogits_i = factor_i * c_i * (softmax_i - onehot_i),
- *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin. */
+ *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin.
+ *   LOSS_SIGMOID_FOCAL: sigmoid_focal_row (one-vs-all, no softmax), times batch/rows; class_weights = alpha. */
+/* TF Addons' sigmoid focal loss, one row: d/dz of sum_j alpha_t (1 - q)^g (-log q), q = sigmoid(s z_j), s = +1 on
+ * the target column and -1 elsewhere, alpha_t = alpha[y] there and 1 - alpha[j] elsewhere (alpha NULL: 1):
+ *   dL/dz_j = -s alpha_t (1 - q)^g ((1 - q) - g q log q)        (losses.sigmoid_focal_dlogits, its reference) */
+static void sigmoid_focal_row(const float *z, float *d, int64_t y, int classes, float gamma, const float *alpha,
+                              float factor) {
+    for (int j = 0; j < classes; j++) {
+        const float s = j == y ? 1.0f : -1.0f;
+        const float u = s * z[j];
+        const float e = exp_nonpositive(-fabsf(u));  /* exp(-|u|), never overflows */
+        const float margin = u >= 0 ? e / (1.0f + e) : 1.0f / (1.0f + e);  /* 1 - q = sigmoid(-u) */
+        float g = margin;
+        if (gamma != 0.0f) {
+            const float log_q = (u >= 0 ? 0.0f : u) - log1pf(e);  /* log sigmoid(u) */
+            g = (margin - gamma * (1.0f - margin) * log_q) * powf(margin, gamma);
+        }
+        if (alpha) g *= j == y ? alpha[y] : 1.0f - alpha[j];
+        d[j] = -s * g * factor;
+    }
+}
+
 static void loss_gradient(int loss, const float *logits, const int64_t *targets, const float *row_scale,
                           const float *class_weights, float gamma, float min_margin, float *dlogits, int rows,
                           int batch, int classes) {
@@ -81,6 +102,10 @@ static void loss_gradient(int loss, const float *logits, const int64_t *targets,
         const float *l = logits + (int64_t)i * classes;
         float *d = dlogits + (int64_t)i * classes;
         const int64_t y = targets[i];
+        if (loss == LOSS_SIGMOID_FOCAL) {  /* class_weights holds the per-class alpha */
+            sigmoid_focal_row(l, d, y, classes, gamma, class_weights, mean_factor);
+            continue;
+        }
         float max;
         const float log_sum = softmax_row(l, d, classes, &max);
         float factor = row_scale ? row_scale[i] : mean_factor;
