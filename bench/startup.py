@@ -24,8 +24,9 @@ sys.path.insert(0, str(BENCH))
 
 from results import machine_line, write_result  # noqa: E402
 
+from camtrap_fast.cli import COMMANDS  # noqa: E402 (the subcommands, without importing them)
+
 BUDGET_SECONDS = 0.5
-COMMANDS = ("synth", "shard", "plan", "verify", "eval", "train", "heads", "study", "predict", "demo", "bench")
 
 
 def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
@@ -56,6 +57,8 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
         "predict bad format": (["predict", str(run), missing, "--out", str(tmp / "p.xlsx")], 2),
         "study bad seeds": (["study", missing, "--out", str(tmp / "study"), "--seeds", "x"], 2),
         "eval missing predictions": (["eval", "--predictions", missing, "--out", str(tmp / "m")], 2),
+        "lr-find missing shards": (["lr-find", missing, "--out", str(tmp / "lr")], 2),
+        "lr-find bad range": (["lr-find", missing, "--out", str(tmp / "lr"), "--start-lr", "1", "--end-lr", "0.1"], 2),
         "demo bad backend": (["demo", "--workdir", str(tmp / "demo"), "--backend", "nope"], 2),
     })
     return found

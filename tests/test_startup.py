@@ -46,6 +46,8 @@ def test_every_answer_comes_before_the_heavy_imports():
             lines = case["stderr"].strip().splitlines()
             assert len(lines) == 1 and "error" in lines[0], case  # one line, never a traceback
     names = {case["name"] for case in report}
-    for command in ("train", "eval", "predict", "heads", "study", "shard", "verify", "demo", "plan", "synth", "bench"):
+    from camtrap_fast.cli import COMMANDS
+
+    for command in COMMANDS:  # every subcommand: its --help and at least one error
         assert f"{command} --help" in names and any(n.startswith(command + " ") and "help" not in n for n in names), \
             command
