@@ -167,3 +167,12 @@ def test_extract_features():
     with torch.no_grad():
         expected = backbone.eval()(batches[0][0] * 2)  # eval: BatchNorm running stats, no dropout
     torch.testing.assert_close(features[:2].float(), expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_an_order_outside_the_rows_is_refused(problem, monkeypatch, compiled):
+    features, labels, _, _, head = problem
+    monkeypatch.setattr(head_module, "COMPILED_LOOP", compiled)
+    with pytest.raises(IndexError):
+        train_head(head, features, labels, None, None, HeadConfig(epochs=1),
+                   order_for_epoch=lambda epoch: torch.tensor([0, 1, len(labels)]))

@@ -190,7 +190,9 @@ class _FusedHead:
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
         d = self.in_features
-        if features.dtype == torch.float32:
+        if self.compiled is not None and self.compiled.gather(features, indices, self.inputs):
+            pass  # gathered and widened in C straight into the chunk buffer (torch's index_select: 3x the time)
+        elif features.dtype == torch.float32:
             torch.index_select(features, 0, indices, out=self.inputs[:n, :d])
         else:  # gather in the storage dtype (less memory traffic), widen once per chunk
             if self.staging is None or self.staging.dtype != features.dtype:

@@ -30,7 +30,7 @@ typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, c
 
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 
-#define HEADLOOP_ABI 2
+#define HEADLOOP_ABI 3
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
@@ -187,4 +187,41 @@ int64_t headloop_matmuls(void *sgemm_ptr, const float *inputs, float *logits, fl
               grad, &width);
     }
     return steps;
+}
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+/* rows[i] = features[index[i]] widened to fp32, into out (row stride `width`), for fp16 (elem_bytes 2) or fp32
+ * (4) features of `dim` columns: the chunk gather without torch's per-row index_select dispatch and without a
+ * staging copy. Returns 0; -2 for an index outside 0..rows-1 (nothing read); -1 when this build cannot convert
+ * fp16 (no F16C): the caller gathers with torch. */
+int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t dim, const int64_t *index, int n,
+                    float *out, int width) {
+    for (int i = 0; i < n; i++)
+        if (index[i] < 0 || index[i] >= rows) return -2;
+    if (elem_bytes == 4) {
+        for (int i = 0; i < n; i++) {
+            const float *src = (const float *)features + index[i] * dim;
+            float *dst = out + (int64_t)i * width;
+            for (int64_t k = 0; k < dim; k++) dst[k] = src[k];
+        }
+        return 0;
+    }
+#if defined(__F16C__)
+    if (elem_bytes == 2) {
+        for (int i = 0; i < n; i++) {
+            const uint16_t *src = (const uint16_t *)features + index[i] * dim;
+            float *dst = out + (int64_t)i * width;
+            if (i + 4 < n) __builtin_prefetch((const uint16_t *)features + index[i + 4] * dim);
+            int64_t k = 0;
+            for (; k + 8 <= dim; k += 8)
+                _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k))));
+            for (; k < dim; k++) dst[k] = _cvtsh_ss(src[k]);
+        }
+        return 0;
+    }
+#endif
+    return -1;
 }

@@ -19,7 +19,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 2
+ABI = 3
 LOSS_SOFTMAX, LOSS_FOCAL, LOSS_SIGMOID_FOCAL = 0, 1, 2
 
 _P, _I, _F, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_int64
@@ -50,10 +50,11 @@ def load() -> HeadLoop | None:
     except OSError as error:
         log.warning("phase-2 head: cannot load %s (%s); using the torch loop", LIBRARY, error)
         return None
-    steps, matmuls = library.headloop_steps, library.headloop_matmuls
+    steps, matmuls, gather = library.headloop_steps, library.headloop_matmuls, library.headloop_gather
     steps.restype, steps.argtypes = _L, _ARGTYPES
     matmuls.restype, matmuls.argtypes = _L, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I]
-    loop = HeadLoop(steps, matmuls, sgemm)
+    gather.restype, gather.argtypes = _I, [_P, _I, _L, _L, _P, _I, _P, _I]
+    loop = HeadLoop(steps, matmuls, gather, sgemm)
     problem = loop.self_check()
     if problem:
         log.warning("phase-2 head: %s failed its self-check (%s); using the torch loop", LIBRARY.name, problem)
@@ -68,8 +69,20 @@ def _address(tensor: torch.Tensor | None) -> int | None:
 class HeadLoop:
     """One call trains a chunk's batches: see headloop.c for the arithmetic, _FusedHead for the buffers."""
 
-    def __init__(self, steps, matmuls, sgemm: int):
-        self._steps, self._matmuls, self._sgemm = steps, matmuls, sgemm
+    def __init__(self, steps, matmuls, gather, sgemm: int):
+        self._steps, self._matmuls, self._gather, self._sgemm = steps, matmuls, gather, sgemm
+
+    def gather(self, features: torch.Tensor, indices: torch.Tensor, out: torch.Tensor) -> bool:
+        """out[i, :D] = features[indices[i]] as fp32 (fp16 or fp32 features, C-contiguous, on the CPU); False:
+        the caller gathers instead. An index outside the rows raises IndexError, as index_select would."""
+        if features.dtype not in (torch.float16, torch.float32) or not features.is_contiguous() \
+                or indices.dtype != torch.int64 or not indices.is_contiguous():
+            return False
+        status = self._gather(features.data_ptr(), features.element_size(), features.shape[0], features.shape[1],
+                              indices.data_ptr(), len(indices), out.data_ptr(), out.shape[1])
+        if status == -2:
+            raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
+        return status == 0
 
     def run(self, inputs: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor | None, logits: torch.Tensor,
             dlogits: torch.Tensor, theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
