@@ -214,7 +214,6 @@ int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t 
         for (int i = 0; i < n; i++) {
             const uint16_t *src = (const uint16_t *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
-            if (i + 4 < n) __builtin_prefetch((const uint16_t *)features + index[i + 4] * dim);
             int64_t k = 0;
             for (; k + 8 <= dim; k += 8)
                 _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k))));
