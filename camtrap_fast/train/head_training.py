@@ -12,8 +12,11 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
 - gathers each epoch's shuffled rows in chunks into a reused buffer and takes batches as views of it
   that are made once: no per-step indexing, allocation or view creation;
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
-What remains per step is two matmuls, a softmax, a scatter and the Adam kernel; the matmuls dominate.
-Two of those steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
+What remains per step is two matmuls, a softmax, a scatter and the Adam kernel. Even so each step costs
+~10 torch dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the chunk's steps run
+in C instead (train/headloop.c via headloop.py: the same arithmetic, the BLAS sgemm torch itself calls, its
+loss_gradient the one place per loss of d loss / d logits); the torch steps below are its fallback.
+Two of the torch steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
 bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
 `torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
 to the plain loop. It computes what `head_reference.train_head_reference` computes with nn.Linear + loss
@@ -37,7 +40,7 @@ from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmo
 from camtrap_fast.train import headloop
 from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
-from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
+from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, check_inputs, fit_epochs, shuffled_order
 
 __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
            "torch_threads", "train_head"]
@@ -95,18 +98,6 @@ def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[Non
         torch.set_num_threads(previous)
 
 
-def _check_inputs(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, role: str) -> None:
-    if features.ndim != 2 or features.shape[1] != head.in_features:
-        raise ValueError(f"{role} features have shape {tuple(features.shape)}; the head expects N x {head.in_features}")
-    if not features.is_floating_point():
-        raise ValueError(f"{role} features must be floating point (fp16/bf16/fp32), got {features.dtype}")
-    if labels.shape != (features.shape[0],):
-        raise ValueError(f"{role} labels have shape {tuple(labels.shape)}; "
-                         f"give one label per feature row ({features.shape[0]})")
-    if len(labels) and (labels.min() < 0 or labels.max() >= head.out_features):
-        raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
-
-
 def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """argmax of logits_of(rows) over `features` in blocks of EVAL_ROWS (int64)."""
     parts = [logits_of(rows).argmax(1) for rows in features.split(EVAL_ROWS)]
@@ -151,6 +142,7 @@ class _FusedHead:
                 raise ValueError(f"the loss has {len(terms.positive_alpha)} alphas for a head of {c} classes")
             self.positive_alpha = terms.positive_alpha.to(device=device, dtype=torch.float32)
         self.zero = torch.zeros((), device=device)
+        self._eval_rows = self._eval_logits = None  # eval_logits' (key, value) caches
         chunk = CHUNK_BATCHES * config.batch_size
         self.inputs = torch.zeros(chunk, width, device=device)
         self.inputs[:, d] = 1.0  # the bias input
@@ -179,13 +171,21 @@ class _FusedHead:
         return {"weight": self.weight[:, :d].contiguous().cpu(), "bias": (self.weight[:, d] - self.offset).cpu()}
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
-        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
-        return predict_rows(features, lambda rows: torch.addmm(bias, rows.float(), weight_t))
+        return self.eval_logits(features).argmax(1)
 
     def eval_logits(self, features: torch.Tensor) -> torch.Tensor:
-        """The head's logits (without the training-only offset) over `features`, for the validation loss."""
-        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
-        return torch.cat([torch.addmm(bias, rows.float(), weight_t) for rows in features.split(EVAL_ROWS)])
+        """The head's logits (without the training-only offset) over `features`, for validation. Computed once per
+        epoch (predict and the validation loss share them) from an fp32 copy of the rows made once (widening
+        19k x 512 fp16 rows every epoch cost more than the matmul), so both are kept for the next call."""
+        if self._eval_rows is None or self._eval_rows[0] is not features:  # the tensor itself, held: never stale
+            self._eval_rows, self._eval_logits = (features, features.float()), None
+        if self._eval_logits is None or self._eval_logits[0] != self.steps_done:
+            weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+            rows = self._eval_rows[1]
+            logits = torch.cat([torch.addmm(bias, part, weight_t) for part in rows.split(EVAL_ROWS)]) if len(rows) \
+                else torch.empty(0, self.num_classes, device=rows.device)
+            self._eval_logits = (self.steps_done, logits)
+        return self._eval_logits[1]
 
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
@@ -368,10 +368,10 @@ def train_head(
     started = time.perf_counter()
     device = train_features.device
     train_labels = train_labels.to(device=device, dtype=torch.int64)
-    _check_inputs(head, train_features, train_labels, "training")
+    check_inputs(head, train_features, train_labels, "training")
     has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
     if has_val:
-        _check_inputs(head, val_features, val_labels, "validation")
+        check_inputs(head, val_features, val_labels, "validation")
     if len(train_labels) == 0:
         raise ValueError("no training features; phase 2 needs at least one labelled feature row")
     counts = torch.bincount(train_labels, minlength=head.out_features).cpu().numpy()
