@@ -7,7 +7,7 @@ HEADLOOP := camtrap_fast/train/_headloop.so
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo study-demo test test-fast bench bench-ci clean
+.PHONY: setup demo study-demo focal-demo test test-fast bench bench-ci clean
 
 setup: $(STAMP) $(HEADLOOP)
 
@@ -68,6 +68,17 @@ study-demo: setup
 		$(STUDY_DATA)/images/annotations.json $(STUDY_DATA)/shards --size 80 --shard-size 1000 --quiet
 	$(BIN)/python -m camtrap_fast study $(STUDY_DATA)/shards --out $(DEMO)/study --scale-regimes --seeds 0,1,2 \
 		--image-size 64 --epochs 8 --patience 3 --crop-scale-min 0.35 --quiet
+
+# The focal-loss study's grid at demo scale (README: "The focal-loss study at demo scale"): the baseline regime with
+# cross-entropy and four sigmoid-focal alpha/gamma pairs, 3 seeds, on `make study-demo`'s shards.
+focal-demo: setup
+	test -f $(STUDY_DATA)/images/annotations.json || $(BIN)/python -m camtrap_fast synth $(STUDY_DATA)/images --scale 0.01
+	test -f $(STUDY_DATA)/shards/manifest.json || $(BIN)/python -m camtrap_fast shard \
+		$(STUDY_DATA)/images/annotations.json $(STUDY_DATA)/shards --size 80 --shard-size 1000 --quiet
+	$(BIN)/python -m camtrap_fast study $(STUDY_DATA)/shards --out $(DEMO)/focal-study --regime none --seeds 0,1,2 \
+		--loss ce --loss sigmoid-focal:alpha=0.25,gamma=0.5 --loss sigmoid-focal:alpha=0.25,gamma=2 \
+		--loss sigmoid-focal:alpha=0.5,gamma=1 --loss sigmoid-focal:alpha=0.5,gamma=5 --frames first \
+		--methods retrain --image-size 64 --epochs 6 --patience 3 --crop-scale-min 0.35 --quiet
 
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -41,10 +41,11 @@ class FirstFrames:
     ordered_by: dict[str, int]  # sequences of several frames ordered by frame_num / datetime / key
 
     def describe(self) -> str:
-        """e.g. "102 samples, the first frames of 102 sequences; 68 sequences of several frames ordered by frame_num"."""
-        orders = ", ".join(f"{n} by {how}" for how, n in self.ordered_by.items() if n)
+        """e.g. "102 samples, the first frames of 102 sequences (68 of several frames: 68 ordered by frame_num)"."""
+        orders = ", ".join(f"{n} ordered by {how}" for how, n in self.ordered_by.items() if n)
+        several = sum(self.ordered_by.values())
         return (f"{int(self.mask.sum())} samples, the first frames of {self.sequences} sequences"
-                + (f"; {sum(self.ordered_by.values())} sequences of several frames ordered {orders}" if orders else ""))
+                + (f" ({several} of several frames: {orders})" if orders else ""))
 
 
 def frame_facts(manifest: Manifest, split: str) -> dict[str, tuple[int | None, str | None]]:
