@@ -13,7 +13,7 @@ torch loop: train_head's torch steps (its fallback), per epoch, scaled. Naive: p
 nn.Linear -> CrossEntropyLoss -> backward -> torch.optim.Adam.step() (train_head_reference), the same order
 and math, timed for --baseline-epochs epochs and scaled to --epochs, since every epoch costs the same.
 --json prints one JSON line of the figures; every run writes bench/results/phase2_head.json.
---ci: 3 epochs, 1 repeat, 1 baseline epoch (per-step figures scaled to 30 epochs).
+--ci: 3 epochs, 1 repeat, 1 baseline epoch, 1 thread (figures scaled to 30 epochs).
 """
 
 from __future__ import annotations
@@ -98,12 +98,13 @@ def main() -> int:
     parser.add_argument("--baseline-epochs", type=int, default=2)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads in every loop (default 2)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads in every loop (default 2; --ci: 1, HeadConfig's default, the steadier)")
     parser.add_argument("--json", action="store_true", help="print one JSON line of the figures")
     parser.add_argument("--ci", action="store_true", help="the CI size: 3 epochs, 1 repeat, 1 baseline epoch")
     args = parser.parse_args()
     if args.ci:
-        args.epochs, args.repeats, args.baseline_epochs = 3, 1, 1
+        args.epochs, args.repeats, args.baseline_epochs, args.threads = 3, 1, 1, 1
     say = (lambda *a, **k: print(*a, **k, file=sys.stderr)) if args.json else print
 
     source = COUNTS if COUNTS.is_file() else FALLBACK_COUNTS
