@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
+HEADLOOP := camtrap_fast/train/_headloop.so
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo study-demo focal-demo test test-fast bench clean
+.PHONY: setup demo study-demo focal-demo test test-fast bench bench-ci clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(HEADLOOP)
 
 # Idempotent: the stamp depends on the files that define the environment, so editing
 # them re-runs setup, and a finished setup is not repeated.
@@ -25,6 +26,17 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 # then force-install pillow-simd). Built with AVX2 where the CPU has it. If the build fails we fall back
 # to pillow, loudly, rather than fail setup. Re-run after every dependency install: installing
 # torchvision pulls pillow back in over pillow-simd's files.
+# The phase-2 head's compiled step loop (camtrap_fast/train/headloop.c), for this machine's CPU. Compiled with
+# -ffast-math so that exp, sqrt and division vectorize (tests pin its results to the plain loop), but linked without
+# it: linking with -ffast-math would add crtfastmath, which flushes denormals for the whole process (torch included).
+# No compiler, or a failed build: a warning, and head training runs its torch loop (the same arithmetic, slower).
+$(HEADLOOP): camtrap_fast/train/headloop.c
+	@if command -v cc >/dev/null && cc -O3 -march=native -ffast-math -fPIC -c -o $@.o $< && cc -shared -o $@ $@.o -lm; then \
+		rm -f $@.o; echo "built $@"; \
+	else \
+		rm -f $@.o $@; echo "WARNING: could not build $@; phase-2 head training uses its (slower) torch loop" >&2; \
+	fi
+
 .PHONY: pillow-simd
 pillow-simd:
 	@if $(BIN)/python -c "import PIL.Image, sys; sys.exit(0 if '.post' in PIL.__version__ else 1)" 2>/dev/null; then \
@@ -77,7 +89,8 @@ test-fast: setup
 # Each benchmark measures a baseline in the same run and prints ratios; bench/README.md records results.
 # bench/phase2.py needs a two-phase run: the demo's, made first if it is missing.
 bench: setup
-	$(BIN)/python -m pytest bench/test_micro.py --benchmark-only -q -p no:cacheprovider
+	$(BIN)/python bench/micro.py
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
@@ -87,5 +100,21 @@ bench: setup
 	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
 	$(BIN)/python bench/phase2_methods.py --run $(DEMO)/runs/two-phase
 
+# CI: every benchmark at a small size (--ci), each writing bench/results/NAME.json; then one check fails the run if
+# any ratio is below its floor in bench/targets.py (or a benchmark wrote nothing). About 4 minutes on 2 cores.
+BENCH_RESULTS := bench/results
+bench-ci: setup
+	mkdir -p $(BENCH_RESULTS) && touch $(BENCH_RESULTS)/.started
+	$(BIN)/python bench/startup.py --ci
+	$(BIN)/python bench/micro.py --ci
+	$(BIN)/python bench/shard.py --ci
+	$(BIN)/python bench/integrity.py --ci
+	$(BIN)/python bench/sampling.py --ci
+	$(BIN)/python bench/loader.py --ci
+	$(BIN)/python bench/phase2_head.py --ci
+	$(BIN)/python bench/phase2.py --ci
+	$(BIN)/python bench/phase2_methods.py --ci
+	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
+
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks
+	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks $(HEADLOOP)

@@ -113,9 +113,13 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
                                      first_frames=None)
 
     fake.evaluate_run = evaluate_run
+    import camtrap_fast.train.run_paths  # noqa: F401 (eval's light check, imported before the fake package)
+
     monkeypatch.setitem(sys.modules, "camtrap_fast.train", fake)
     pages = []  # the run's report.html (issue 14) is written last, naming the evaluation it shows
     monkeypatch.setattr("camtrap_fast.cli.report.write_run_page", lambda *args: pages.append(args) or "report: -")
+    (tmp_path / "config.json").write_text("{}")  # what eval checks before importing the train package
+    (tmp_path / "s").mkdir()  # --shards must be a folder (checked the same way)
     code, out, _ = run(capsys, "eval", tmp_path, "--split", "val")
     assert code == 0 and f"split val, phase 2: accuracy 0.5000, macro F1 0.2500 -> {tmp_path / 'eval-val'}" in out
     assert run(capsys, "eval", tmp_path, "--skip-corrupt", "--shards", tmp_path / "s")[0] == 0

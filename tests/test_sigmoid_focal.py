@@ -148,8 +148,13 @@ FUSED_CASES = [LossConfig("sigmoid-focal", focal_gamma=2.0, focal_alpha=0.25),
 
 
 @pytest.mark.parametrize("loss", FUSED_CASES, ids=lambda c: f"g{c.focal_gamma}-a{c.focal_alpha}")
-@pytest.mark.parametrize("public_ops", [False, True], ids=["private-ops", "public-ops"])
-def test_fused_loop_matches_reference_loop(loss, public_ops):
+@pytest.mark.parametrize(("compiled", "public_ops"), [(True, False), (False, False), (False, True)],
+                         ids=["compiled", "private-ops", "public-ops"])
+def test_fused_loop_matches_reference_loop(loss, compiled, public_ops, monkeypatch):
+    """The compiled steps (train/headloop.c's sigmoid_focal_row) and the torch steps (losses.sigmoid_focal_dlogits)."""
+    import camtrap_fast.train.head_training as head_training
+
+    monkeypatch.setattr(head_training, "COMPILED_LOOP", compiled)
     features, labels, head = _head_problem(2, n=700)  # 700 rows: a short last batch of 60
     config = HeadConfig(epochs=3, batch_size=64, patience=None, lr=3e-3, public_ops=public_ops)
     reference, reference_losses = train_head_reference(head, features, labels, config, epochs=3, loss=loss)

@@ -66,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
+    from camtrap_fast.train.run_paths import require_run
+
+    require_run(args.run)  # before torch: a wrong path answers at once
+    if args.shards is not None and not args.shards.is_dir():
+        raise UserError(f"--shards {args.shards}: no such folder")
     from camtrap_fast.train import evaluate_run
 
     split = args.split or "test"

@@ -43,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--iterations {args.iterations}: give at least 3 batches")
     config = config_from_args(args.shards, args)
     _check_out(args.out)
+    from camtrap_fast.shards.manifest import load_manifest
+
+    load_manifest(config.shards)  # before torch: a wrong path answers at once
     from camtrap_fast.train.lr_find_run import find_lr
 
     finding, files = find_lr(config, args.out, args.start_lr, args.end_lr, args.iterations)

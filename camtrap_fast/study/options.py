@@ -53,7 +53,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 def study_config_from_args(args: argparse.Namespace) -> StudyConfig:
     """UserErrors name the flag."""
     from camtrap_fast.sampling.scale import scale_factor
-    from camtrap_fast.train.heads.registry import parse_methods
+    from camtrap_fast.train.head_config import parse_methods
 
     train = config_from_args(args.shards, args)
     seeds = _integers(args.seeds, "--seeds")

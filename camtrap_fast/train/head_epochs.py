@@ -53,6 +53,19 @@ class HeadTrainer(Protocol):
     def state(self) -> dict[str, torch.Tensor]: ...
 
 
+def check_inputs(head, features: torch.Tensor, labels: torch.Tensor, role: str) -> None:
+    """A ValueError naming `role` (training, validation) when features or labels do not fit the head."""
+    if features.ndim != 2 or features.shape[1] != head.in_features:
+        raise ValueError(f"{role} features have shape {tuple(features.shape)}; the head expects N x {head.in_features}")
+    if not features.is_floating_point():
+        raise ValueError(f"{role} features must be floating point (fp16/bf16/fp32), got {features.dtype}")
+    if labels.shape != (features.shape[0],):
+        raise ValueError(f"{role} labels have shape {tuple(labels.shape)}; "
+                         f"give one label per feature row ({features.shape[0]})")
+    if len(labels) and (labels.min() < 0 or labels.max() >= head.out_features):
+        raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
+
+
 def shuffled_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled sample order of one epoch of head training (int64), seeded by (seed, epoch)."""
     return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(num_samples))
