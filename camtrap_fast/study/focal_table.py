@@ -52,8 +52,8 @@ def table_focal_md(scores: StudyScores, title: str, first_frames: tuple[StudySco
         if first_frames is not None:
             subset, chosen = first_frames
             parts += [f"### Regime {regime}, first frame of each sequence only\n\n",
-                      f"The same models on {chosen} (later frames of a burst keep the event's label after the animal "
-                      f"left); classes ranked among the {ranked_classes(subset)} with first-frame images.\n\n",
+                      f"The same models on {chosen}: later frames of a burst keep the event's label after the animal "
+                      f"left. Classes ranked among the {ranked_classes(subset)} with first-frame images.\n\n",
                       _table(subset, models, ranked_classes(subset)), "\n"]
     return "".join(parts)
 
