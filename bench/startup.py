@@ -60,6 +60,9 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
         "lr-find missing shards": (["lr-find", missing, "--out", str(tmp / "lr")], 2),
         "lr-find bad range": (["lr-find", missing, "--out", str(tmp / "lr"), "--start-lr", "1", "--end-lr", "0.1"], 2),
         "demo bad backend": (["demo", "--workdir", str(tmp / "demo"), "--backend", "nope"], 2),
+        "report missing path": (["report", missing], 2),
+        "app missing run": (["app", missing], 2),
+        "app bad port": (["app", str(run), "--port", "70000"], 2),
     })
     return found
 
