@@ -13,8 +13,10 @@ the one error policy and a worker never dies mid-epoch.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,7 +56,7 @@ class PilLoader(Loader):
             pin_memory=device.type == "cuda",
             prefetch_factor=config.prefetch if workers else None,
             persistent_workers=workers > 0,
-            worker_init_fn=die_with_parent,  # a killed train leaves no worker behind
+            worker_init_fn=functools.partial(_start_worker, config.worker_nice),
         )
 
     def close(self) -> None:
@@ -89,6 +91,12 @@ class PilLoader(Loader):
                 self._corrupt(message)
             if len(labels):
                 yield images, labels
+
+
+def _start_worker(nice: int, *_args) -> None:
+    die_with_parent()  # a killed train leaves no worker behind
+    if nice:
+        os.nice(nice)
 
 
 # (epoch, batch number, sample indices) for random access, or (epoch, batch number, [(key, bytes, label)])
