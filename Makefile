@@ -6,7 +6,7 @@ STAMP := $(VENV)/.setup-done
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo study-demo test test-fast bench clean
+.PHONY: setup demo study-demo test test-fast bench bench-ci clean
 
 setup: $(STAMP)
 
@@ -75,6 +75,14 @@ bench: setup
 	test -f $(DEMO)/runs/two-phase/phase2/metrics.json || $(MAKE) --no-print-directory demo
 	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
 	$(BIN)/python bench/phase2_methods.py --run $(DEMO)/runs/two-phase
+
+# CI: every benchmark at a small size (--ci), each writing bench/results/NAME.json; then one check fails the run if
+# any ratio is below its floor in bench/targets.py (or a benchmark wrote nothing). About 4 minutes on 2 cores.
+BENCH_RESULTS := bench/results
+bench-ci: setup
+	mkdir -p $(BENCH_RESULTS) && touch $(BENCH_RESULTS)/.started
+	$(BIN)/python bench/startup.py --ci
+	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks

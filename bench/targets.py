@@ -1,0 +1,50 @@
+"""The one table of benchmark targets and CI floors: one row per ratio a benchmark reports.
+
+Every ratio is "higher is better" (ours against the baseline measured in the same run, or a budget against
+what we measured). `target` is what the project promises; `floor` is where `make bench-ci` fails: well under
+the target, so that a regression fails CI and noise on a shared machine does not. bench/README.md shows this
+table between its `targets` markers; regenerate it with `python bench/results.py readme` after adding a row
+(tests/test_bench_results.py checks that the two agree).
+
+Add a row per new ratio; keep one row per line so branches that add rows merge cleanly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    benchmark: str  # bench/NAME.py writes bench/results/NAME.json
+    ratio: str  # the key in that result's "ratios"
+    target: float
+    floor: float
+    meaning: str  # what the ratio divides, for the README
+
+    def __post_init__(self) -> None:
+        if not 0 < self.floor <= self.target:
+            raise ValueError(f"{self.benchmark}.{self.ratio}: floor {self.floor} must be in (0, target {self.target}]")
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("shard", "encode_vs_naive", 3.0, 1.5, "encode_image images/s ÷ naive PIL images/s, 1 core each"),
+    Target("integrity", "decode_vs_crc", 20.0, 5.0, "eval decode µs ÷ CRC-32 check µs per sample"),
+    Target("sampling", "plan_vs_python", 10.0, 3.0, "plain-Python exact plan s ÷ ours, paper-ros-rus-15k"),
+    Target("sampling", "plan_vs_multinomial", 1.5, 0.7, "torch.multinomial draw s ÷ our exact plan s"),
+    Target("loader", "vs_imagefolder", 2.0, 1.2, "best backend ÷ ImageFolder over the original photos, float"),
+    Target("loader", "vs_imagefolder_256", 1.5, 1.0, "best backend ÷ ImageFolder over the same 256-px JPEGs, float"),
+    Target("loader", "vs_decode", 0.8, 0.3, "best backend uint8 ÷ PIL decode-only, same threads"),
+    Target("phase2_head", "vs_naive", 3.0, 1.5, "nn.Linear + CrossEntropyLoss + Adam s ÷ train_head s"),
+    Target("phase2_head", "matmul_share", 0.75, 0.4, "matmul-only loop s ÷ train_head s, same batches"),
+    Target("phase2", "cached_vs_backbone", 20.0, 5.0, "backbone-every-epoch phase 2 s ÷ cached features s"),
+    Target("phase2_methods", "retrain_vs_plain", 2.5, 1.2, "plain PyTorch retrain s ÷ ours"),
+    Target("phase2_methods", "posthoc_vs_plain", 10.0, 3.0, "plain τ sweeps (tau-norm + logit-adjust) s ÷ ours"),
+    Target("micro", "encode_vs_naive", 3.0, 1.5, "naive full decode ÷ encode_image, one 2048×1536 photo (median)"),
+    Target("micro", "epoch_order_vs_multinomial", 2.0, 1.0, "torch.multinomial draw ÷ exact epoch order (median)"),
+    Target("startup", "budget_vs_slowest", 1.0, 0.5, "0.5 s ÷ the slowest --help or argument-error answer"),
+)
+
+
+def targets_for(benchmark: str) -> dict[str, Target]:
+    return {t.ratio: t for t in TARGETS if t.benchmark == benchmark}

@@ -1,0 +1,57 @@
+"""bench/results.py and bench/targets.py: the README's table agrees with the one table; results and the CI check."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import results  # noqa: E402
+from targets import TARGETS, Target  # noqa: E402
+
+
+def test_readme_table_matches_targets():
+    text = results.README.read_text()
+    assert results.readme_with_table(text) == text, "bench/README.md is stale: run `python bench/results.py readme`"
+
+
+def test_every_row_is_unique_and_floor_is_under_target():
+    keys = [(t.benchmark, t.ratio) for t in TARGETS]
+    assert len(keys) == len(set(keys))
+    assert all(t.floor < t.target for t in TARGETS), "a floor equal to its target fails CI on noise"
+    with pytest.raises(ValueError, match="floor"):
+        Target("x", "y", 1.0, 2.0, "")
+
+
+def test_every_benchmark_in_the_table_has_a_script():
+    for benchmark in {t.benchmark for t in TARGETS}:
+        script = "test_micro" if benchmark == "micro" else benchmark
+        assert (BENCH / f"{script}.py").is_file(), benchmark
+
+
+def test_write_result_then_check(tmp_path, capsys):
+    path = results.write_result("shard", {"ours_images_per_s": 80.0}, {"naive_images_per_s": 20.0},
+                                {"encode_vs_naive": 4.0}, config={"repeats": 1}, ci=True, out_dir=tmp_path)
+    written = json.loads(path.read_text())
+    assert written["ratios"] == {"encode_vs_naive": 4.0}
+    assert written["baseline"] == {"naive_images_per_s": 20.0}
+    assert {"platform", "cpu_count", "cpu_model"} <= set(written["machine"])
+    assert "python" in written["versions"] and written["date"]
+    assert "4.00×" in capsys.readouterr().out
+    shard_rows = tuple(t for t in TARGETS if t.benchmark == "shard")
+    assert results.check(tmp_path, targets=shard_rows) == []
+    assert "stale" in results.check(tmp_path, since=written["unix_time"] + 1, targets=shard_rows)[0]
+    results.write_result("shard", {}, {}, {"encode_vs_naive": 0.1}, out_dir=tmp_path)
+    assert "below its CI floor" in results.check(tmp_path, targets=shard_rows)[0]
+    missing = results.check(tmp_path / "none", targets=shard_rows)
+    assert "no readable result" in missing[0]
+
+
+def test_a_ratio_without_a_row_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no row in bench/targets.py"):
+        results.write_result("shard", {}, {}, {"invented": 1.0}, out_dir=tmp_path)
