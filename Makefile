@@ -72,6 +72,7 @@ bench: setup
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/phase2_head.py
+	$(BIN)/python bench/train_throughput.py
 	test -f $(DEMO)/runs/two-phase/phase2/metrics.json || $(MAKE) --no-print-directory demo
 	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
 	$(BIN)/python bench/phase2_methods.py --run $(DEMO)/runs/two-phase
@@ -82,6 +83,7 @@ BENCH_RESULTS := bench/results
 bench-ci: setup
 	mkdir -p $(BENCH_RESULTS) && touch $(BENCH_RESULTS)/.started
 	$(BIN)/python bench/startup.py --ci
+	$(BIN)/python bench/train_throughput.py --ci
 	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
 
 clean:

@@ -76,7 +76,7 @@ def _batches(manifest, nice: int, workers: int) -> list[np.ndarray]:
     config = LoaderConfig(mode="train", backend="pil", device="cpu", batch_size=4, image_size=32, workers=workers,
                           worker_nice=nice)
     with make_loader(manifest, "train", config) as loader:
-        return [images.numpy() for images, _ in loader.epoch_images(np.arange(len(loader.index)), 1)]
+        return [images.numpy().copy() for images, _ in loader.epoch_images(np.arange(len(loader.index)), 1)]
 
 
 def test_niced_workers_deliver_the_same_batches(tiny_shards):

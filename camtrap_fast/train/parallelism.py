@@ -1,12 +1,15 @@
 """How a training process splits the machine's CPUs between the loader's workers and torch's own threads.
 
-On a CPU-only machine phase-1 training and the loader run on the same cores. The model needs every core:
-ResNet-18 costs 20-100x the loader's CPU per image (bench/README.md, training throughput: about 13 ms of CPU
-per 64-px image to train, 0.2 ms to load), so torch keeps one intra-op thread per CPU and the loader gets
-one worker process per 8 CPUs, at least one: enough to keep its prefetch queue full, and a worker whose queue
-is full sleeps instead of taking cycles from the model. (Decoding in the training process itself, 0 workers,
-serializes loading with training and cost 2-7 % of the throughput.) On CUDA the model no longer needs the
-CPUs, so the loader gets them all (every CPU, at most `MAX_WORKERS`, as `default_workers`), and torch keeps its default.
+On a CPU-only machine phase-1 training and the loader share the cores, and the model needs nearly all of
+them: ResNet-18 costs about 15 ms of CPU per 64-px image to train and 330 ms per 224-px one on the 2-core
+dev VM, the loader 0.2 ms and ~1 ms (bench/README.md, training throughput). So torch keeps one intra-op
+thread per CPU and the loader one worker process per 8 CPUs, at least one: enough to keep its prefetch
+queue full, and a worker whose queue is full sleeps. The workers run at a small niceness (`WORKER_NICE`):
+a worker that preempts one of torch's threads stalls the whole parallel operation (2 un-niced workers on 2
+cores trained at 0.70 of the in-memory rate); niced, it fills the moments the model leaves a core idle.
+Higher niceness only risks starving the worker when other programs load the machine. On CUDA the model no
+longer needs the CPUs, so the loader gets them all (every CPU, at most `MAX_WORKERS`, as `default_workers`),
+un-niced, and torch keeps its default.
 
 Either number can be given (`--workers`, `--threads`); a given number is never changed. The split changes
 speed, not what is trained: crops are drawn from (seed, epoch, batch), whatever the workers, and torch's
@@ -27,7 +30,7 @@ import torch
 from camtrap_fast.pipelines.config import MAX_WORKERS, available_cpus
 
 CPUS_PER_WORKER = 8  # CPU training: one loader worker per this many CPUs (module docstring)
-WORKER_NICE = 10  # CPU training: the workers' niceness (module docstring)
+WORKER_NICE = 5  # CPU training: the workers' niceness (module docstring)
 
 
 @dataclass(frozen=True)
