@@ -3,12 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
+HEADLOOP := camtrap_fast/train/_headloop.so
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: setup demo study-demo test test-fast bench bench-ci clean
+.PHONY: setup demo study-demo focal-demo test test-fast bench bench-ci clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(HEADLOOP)
 
 # Idempotent: the stamp depends on the files that define the environment, so editing
 # them re-runs setup, and a finished setup is not repeated.
@@ -25,6 +26,17 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 # then force-install pillow-simd). Built with AVX2 where the CPU has it. If the build fails we fall back
 # to pillow, loudly, rather than fail setup. Re-run after every dependency install: installing
 # torchvision pulls pillow back in over pillow-simd's files.
+# The phase-2 head's compiled step loop (camtrap_fast/train/headloop.c), for this machine's CPU. Compiled with
+# -ffast-math so that exp, sqrt and division vectorize (tests pin its results to the plain loop), but linked without
+# it: linking with -ffast-math would add crtfastmath, which flushes denormals for the whole process (torch included).
+# No compiler, or a failed build: a warning, and head training runs its torch loop (the same arithmetic, slower).
+$(HEADLOOP): camtrap_fast/train/headloop.c
+	@if command -v cc >/dev/null && cc -O3 -march=native -ffast-math -fPIC -c -o $@.o $< && cc -shared -o $@ $@.o -lm; then \
+		rm -f $@.o; echo "built $@"; \
+	else \
+		rm -f $@.o $@; echo "WARNING: could not build $@; phase-2 head training uses its (slower) torch loop" >&2; \
+	fi
+
 .PHONY: pillow-simd
 pillow-simd:
 	@if $(BIN)/python -c "import PIL.Image, sys; sys.exit(0 if '.post' in PIL.__version__ else 1)" 2>/dev/null; then \
@@ -57,6 +69,17 @@ study-demo: setup
 	$(BIN)/python -m camtrap_fast study $(STUDY_DATA)/shards --out $(DEMO)/study --scale-regimes --seeds 0,1,2 \
 		--image-size 64 --epochs 8 --patience 3 --crop-scale-min 0.35 --quiet
 
+# The focal-loss study's grid at demo scale (README: "The focal-loss study at demo scale"): the baseline regime with
+# cross-entropy and four sigmoid-focal alpha/gamma pairs, 3 seeds, on `make study-demo`'s shards.
+focal-demo: setup
+	test -f $(STUDY_DATA)/images/annotations.json || $(BIN)/python -m camtrap_fast synth $(STUDY_DATA)/images --scale 0.01
+	test -f $(STUDY_DATA)/shards/manifest.json || $(BIN)/python -m camtrap_fast shard \
+		$(STUDY_DATA)/images/annotations.json $(STUDY_DATA)/shards --size 80 --shard-size 1000 --quiet
+	$(BIN)/python -m camtrap_fast study $(STUDY_DATA)/shards --out $(DEMO)/focal-study --regime none --seeds 0,1,2 \
+		--loss ce --loss sigmoid-focal:alpha=0.25,gamma=0.5 --loss sigmoid-focal:alpha=0.25,gamma=2 \
+		--loss sigmoid-focal:alpha=0.5,gamma=1 --loss sigmoid-focal:alpha=0.5,gamma=5 --frames first \
+		--methods retrain --image-size 64 --epochs 6 --patience 3 --crop-scale-min 0.35 --quiet
+
 test: setup
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
@@ -66,7 +89,8 @@ test-fast: setup
 # Each benchmark measures a baseline in the same run and prints ratios; bench/README.md records results.
 # bench/phase2.py needs a two-phase run: the demo's, made first if it is missing.
 bench: setup
-	$(BIN)/python -m pytest bench/test_micro.py --benchmark-only -q -p no:cacheprovider
+	$(BIN)/python bench/micro.py
+	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
@@ -83,8 +107,16 @@ BENCH_RESULTS := bench/results
 bench-ci: setup
 	mkdir -p $(BENCH_RESULTS) && touch $(BENCH_RESULTS)/.started
 	$(BIN)/python bench/startup.py --ci
+	$(BIN)/python bench/micro.py --ci
+	$(BIN)/python bench/shard.py --ci
+	$(BIN)/python bench/integrity.py --ci
+	$(BIN)/python bench/sampling.py --ci
+	$(BIN)/python bench/loader.py --ci
+	$(BIN)/python bench/phase2_head.py --ci
+	$(BIN)/python bench/phase2.py --ci
+	$(BIN)/python bench/phase2_methods.py --ci
 	$(BIN)/python bench/train_throughput.py --ci
 	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks
+	rm -rf $(VENV) $(DEMO) .pytest_cache .benchmarks $(HEADLOOP)

@@ -51,6 +51,8 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+from results import write_result  # noqa: E402
 DATA = Path(os.environ.get("CAMTRAP_FAST_DATA", REPO.parent / "shared" / "data"))
 SOURCES = ("ena24-small", "lila-mixed", "serengeti-samples/labelled", "serengeti-samples/gallery",
            "serengeti-samples/sequence-d04", "edge-cases")
@@ -67,7 +69,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--keep", type=Path, help="build the photo set here and keep it (default: a temp dir)")
+    parser.add_argument("--ci", action="store_true",
+                        help="the CI size: 108 photos, 512-image passes, 2 repeats, no CPU-time table")
     args = parser.parse_args()
+    if args.ci:
+        args.images, args.pass_images, args.repeats = 108, 512, 2
 
     print(machine_line(args.workers))
     print(f"load average (1/5/15 min) at the start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -76,11 +82,12 @@ def main() -> None:
         folder, shards, folder256 = build_sets(root, args.images, args.workers)
         methods = make_methods(folder, shards, folder256, args.workers, args.batch_size, args.pass_images)
         rates = measure(methods, args.repeats)
-        costs = cpu_costs(shards, args.batch_size)
+        costs = {} if args.ci else cpu_costs(shards, args.batch_size)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     report(rates)
+    record(rates, costs, args)
     print("\nCPU time per image, one thread (min of 5 runs over the set; robust to other load), where it goes:")
     for name, ms in costs.items():
         print(f"  {name:<52} {ms:6.3f} ms")
@@ -275,6 +282,24 @@ def measure(methods: dict, repeats: int) -> dict[str, list[float]]:
             rates[name].append(images / (time.perf_counter() - start))
         print(f"  pass {repeat + 1}/{repeats} done", flush=True)
     return rates
+
+
+def record(rates: dict[str, list[float]], costs: dict[str, float], args: argparse.Namespace) -> None:
+    """bench/results/loader.json: the best of our backends against ImageFolder (both sets) and PIL's decode alone."""
+    median = {name: statistics.median(r) for name, r in rates.items()}
+    ours = {name: rate for name, rate in median.items() if name.startswith(("(b)", "(c)"))}
+    best_float = max(rate for name, rate in ours.items() if name.endswith("float inputs"))
+    best_uint8 = max(rate for name, rate in ours.items() if name.endswith("uint8 images"))
+    baselines = {name: rate for name, rate in median.items() if not name.startswith(("(b)", "(c)"))}
+    write_result("loader", {"images_per_s": {n: round(r, 1) for n, r in ours.items()},
+                            "runs": {n: [round(x, 1) for x in r] for n, r in rates.items() if n in ours},
+                            "cpu_ms_per_image": costs},
+                 {"images_per_s": {n: round(r, 1) for n, r in baselines.items()}},
+                 {"vs_imagefolder": best_float / median["(a) ImageFolder, original photos"],
+                  "vs_imagefolder_256": best_float / median["(a') ImageFolder, 256-px shard JPEGs"],
+                  "vs_decode": best_uint8 / median["(d) decode only, PIL"]},
+                 config={"images": args.images, "pass_images": args.pass_images, "repeats": args.repeats,
+                         "workers": args.workers, "batch_size": args.batch_size}, ci=args.ci)
 
 
 def report(rates: dict[str, list[float]]) -> None:

@@ -1,25 +1,27 @@
-"""Phase-2 head training on cached features: train_head vs the naive loop, and its private torch ops vs the
-public ones, in one run.
+"""Phase-2 head training on cached features: train_head against the loop of only its matmuls and against the
+naive loop, in one run.
 
-    python bench/phase2_head.py [--epochs 30] [--repeats 3] [--baseline-epochs 2] [--dtype fp16] [--threads N]
+    python bench/phase2_head.py [--epochs 30] [--repeats 3] [--baseline-epochs 2] [--threads 2] [--json] [--ci]
 
 Features: 155,254 x 512 (Snapshot Serengeti season 9 train counts, 52 classes), class means plus noise,
 stored as fp16 like the feature cache; validation: the season's 19,377 test counts, same recipe.
-Fused: train_head for --epochs epochs (patience off, so every epoch runs), median of --repeats after a
-short warm-up. Naive: per batch, features[batch] -> nn.Linear -> CrossEntropyLoss -> backward ->
-torch.optim.Adam.step(), the same order and math (train_head_reference), timed for --baseline-epochs
-epochs (median of --repeats) and scaled linearly to --epochs, since every epoch costs the same.
-Public ops: the same fused loop with torch.softmax(out=) and torch.optim.Adam(fused=True).step() in place
-of the private torch._softmax and torch._fused_adam_ (HeadConfig.public_ops), timed for --baseline-epochs
-epochs and scaled the same way: the figure that decides whether the private ops are worth keeping.
+head: train_head for --epochs epochs (patience off, so every epoch runs; validation after each epoch, as phase 2
+runs), median of --repeats after a short warm-up, through its compiled steps (train/headloop.c) when built.
+matmul-only: the same epochs' batches (the same shuffles, gathered the same way, untimed) through nothing but
+each step's two matmuls: torch.mm (the figure the target divides) and the BLAS calls of the compiled loop.
+torch loop: train_head's torch steps (its fallback), per epoch, scaled. Naive: per batch, features[batch] ->
+nn.Linear -> CrossEntropyLoss -> backward -> torch.optim.Adam.step() (train_head_reference), the same order
+and math, timed for --baseline-epochs epochs and scaled to --epochs, since every epoch costs the same.
+--json prints one JSON line of the figures; every run writes bench/results/phase2_head.json.
+--ci: 3 epochs, 1 repeat, 1 baseline epoch, 1 thread (figures scaled to 30 epochs).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,10 +32,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from camtrap_fast.environment import machine, package_versions  # noqa: E402
+sys.path.insert(0, str(REPO / "bench"))
+import camtrap_fast.train.head_training as head_training  # noqa: E402
+from camtrap_fast.train import headloop  # noqa: E402
 from camtrap_fast.train.head_config import HeadConfig  # noqa: E402
 from camtrap_fast.train.head_reference import train_head_reference  # noqa: E402
-from camtrap_fast.train.head_training import train_head  # noqa: E402
+from camtrap_fast.train.head_training import _FusedHead, _LossTerms, shuffled_order, torch_threads, train_head  # noqa: E402
+from results import machine_line, write_result  # noqa: E402
 
 COUNTS = REPO.parent / "shared" / "data" / "serengeti-s9-class-counts.json"
 FALLBACK_COUNTS = REPO / "camtrap_fast" / "data" / "serengeti_s9_class_counts.json"
@@ -50,6 +55,42 @@ def structured_features(counts: list[int], dim: int, dtype: torch.dtype, seed: i
     return features.to(dtype), labels
 
 
+def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: int, compiled: bool) -> float:
+    """Seconds of only the steps' two matmuls over train_head's batches (gathering untimed)."""
+    cpu = torch.device("cpu")
+    with torch_threads(config.num_threads, cpu), torch.no_grad():
+        trainer = _FusedHead(head, config, _LossTerms(), cpu)
+        loop = headloop.load() if compiled else None
+        if compiled and loop is None:
+            return float("nan")
+        weight_t, chunk, seconds = trainer.weight.t(), len(trainer.inputs), 0.0
+        for epoch in range(1, epochs + 1):
+            order = shuffled_order(len(labels), seed, epoch)
+            for start in range(0, len(order), chunk):
+                n = trainer._load_chunk(features, labels, order[start : start + chunk])
+                batches = trainer.full_chunk_batches if n == chunk else trainer._batch_views(n)
+                began = time.perf_counter()
+                if loop is not None:
+                    loop.matmuls_only(trainer.inputs, trainer.logits, trainer.dlogits, trainer.theta, trainer.grad, n,
+                                      config.batch_size)
+                else:
+                    for inputs, _, logits, _, dlogits_t, _ in batches:
+                        torch.mm(inputs, weight_t, out=logits)
+                        torch.mm(dlogits_t, inputs, out=trainer.grad_w)
+                seconds += time.perf_counter() - began
+    return seconds
+
+
+def timed_head(head, train_x, train_y, val_x, val_y, config, compiled: bool) -> tuple[float, float, object]:
+    head_training.COMPILED_LOOP = compiled
+    try:
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = train_head(head, train_x, train_y, val_x, val_y, config)
+        return time.perf_counter() - start, time.process_time() - start_cpu, result
+    finally:
+        head_training.COMPILED_LOOP = True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
@@ -57,10 +98,14 @@ def main() -> int:
     parser.add_argument("--baseline-epochs", type=int, default=2)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads in both loops (default 1, train_head's default)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads in every loop (default 2; --ci: 1, HeadConfig's default, the steadier)")
+    parser.add_argument("--json", action="store_true", help="print one JSON line of the figures")
+    parser.add_argument("--ci", action="store_true", help="the CI size: 3 epochs, 1 repeat, 1 baseline epoch")
     args = parser.parse_args()
+    if args.ci:
+        args.epochs, args.repeats, args.baseline_epochs, args.threads = 3, 1, 1, 1
+    say = (lambda *a, **k: print(*a, **k, file=sys.stderr)) if args.json else print
 
     source = COUNTS if COUNTS.is_file() else FALLBACK_COUNTS
     data = json.loads(source.read_text())
@@ -71,76 +116,64 @@ def main() -> int:
     torch.manual_seed(0)
     head = torch.nn.Linear(args.dim, len(names))
     config = HeadConfig(epochs=args.epochs, patience=None, num_threads=args.threads)
-    print(f"features {tuple(train_x.shape)} {args.dtype}, val {len(val_y)}, {len(names)} classes, "
-          f"batch {config.batch_size}, {args.epochs} epochs; torch {torch.__version__}, "
-          f"{config.num_threads or 1} torch threads, {os.cpu_count()} CPUs "
-          f"({platform.processor() or platform.machine()})",
-          flush=True)
+    steps_per_epoch = -(-len(train_y) // config.batch_size)
+    scale = 30 / args.epochs
+    say(machine_line(f"{args.threads} torch threads"), flush=True)
+    say(f"features {tuple(train_x.shape)} {args.dtype}, val {len(val_y)}, {len(names)} classes, batch "
+        f"{config.batch_size}, {args.epochs} epochs ({steps_per_epoch * args.epochs} steps); compiled loop "
+        f"{'built' if headloop.load() else 'NOT built: the torch loop runs'}", flush=True)
 
-    train_head(head, train_x[:20000], train_y[:20000], val_x, val_y, replace(config, epochs=1))  # warm-up
-    fused, fused_cpu = [], []
+    warm = replace(config, epochs=1)
+    timed_head(head, train_x[:20000], train_y[:20000], val_x, val_y, warm, True)  # warm-up
+    heads, heads_cpu = [], []
     for _ in range(args.repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        result = train_head(head, train_x, train_y, val_x, val_y, config)
-        fused.append(time.perf_counter() - start)
-        fused_cpu.append(time.process_time() - start_cpu)
-        print(f"  fused: {fused[-1]:.2f} s ({fused_cpu[-1]:.2f} s CPU) for {args.epochs} epochs "
-              f"(val macro F1 {result.history[0].val_macro_f1:.3f} -> best {result.best_val_macro_f1:.3f} "
-              f"at epoch {result.best_epoch})", flush=True)
-
+        seconds, cpu_seconds, result = timed_head(head, train_x, train_y, val_x, val_y, config, True)
+        heads.append(seconds)
+        heads_cpu.append(cpu_seconds)
+        say(f"  head: {seconds:.2f} s ({cpu_seconds:.2f} s CPU) for {args.epochs} epochs (val macro F1 "
+            f"{result.history[0].val_macro_f1:.3f} -> best {result.best_val_macro_f1:.3f})", flush=True)
+    no_val, _, _ = timed_head(head, train_x, train_y, None, None, config, True)
+    matmul_torch = [matmul_only(head, train_x, train_y, config, args.epochs, 0, False) for _ in range(args.repeats)]
+    matmul_blas = [matmul_only(head, train_x, train_y, config, args.epochs, 0, True) for _ in range(args.repeats)]
+    say(f"  matmul only: torch.mm {statistics.median(matmul_torch):.2f} s, BLAS calls of the compiled loop "
+        f"{statistics.median(matmul_blas):.2f} s", flush=True)
     baseline_config = replace(config, epochs=args.baseline_epochs)
-    public_config = replace(baseline_config, public_ops=True)
-    train_head(head, train_x[:20000], train_y[:20000], None, None, replace(public_config, epochs=1))  # warm-up
-    public = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        public_result = train_head(head, train_x, train_y, None, None, public_config)
-        public.append((time.perf_counter() - start) / args.baseline_epochs)
-        print(f"  fused, public ops: {public[-1]:.2f} s per epoch", flush=True)
-    private_check = train_head(head, train_x, train_y, None, None, baseline_config)
-    same = torch.equal(public_result.head_state["weight"], private_check.head_state["weight"])
-    print(f"  public and private ops give {'identical' if same else 'DIFFERENT'} weights", flush=True)
-
+    torch_loop, _, _ = timed_head(head, train_x, train_y, None, None, baseline_config, False)
     train_head_reference(head, train_x[:20000], train_y[:20000], baseline_config, 1)  # warm-up (lazy imports)
-    naive, naive_cpu = [], []
-    for _ in range(args.repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        train_head_reference(head, train_x, train_y, baseline_config, args.baseline_epochs)
-        naive.append((time.perf_counter() - start) / args.baseline_epochs)
-        naive_cpu.append((time.process_time() - start_cpu) / args.baseline_epochs)
-        print(f"  naive: {naive[-1]:.2f} s ({naive_cpu[-1]:.2f} s CPU) per epoch", flush=True)
+    start = time.perf_counter()
+    train_head_reference(head, train_x, train_y, baseline_config, args.baseline_epochs)
+    naive = time.perf_counter() - start
 
-    fused_s = statistics.median(fused)
-    naive_s = statistics.median(naive) * args.epochs
-    summary = {
-        "fused_seconds": round(fused_s, 3),
-        "fused_seconds_all": [round(s, 3) for s in fused],
-        "fused_cpu_seconds": round(statistics.median(fused_cpu), 3),
-        "naive_seconds_scaled": round(naive_s, 2),
-        "naive_seconds_per_epoch_all": [round(s, 3) for s in naive],
-        "naive_cpu_seconds_scaled": round(statistics.median(naive_cpu) * args.epochs, 2),
-        "ratio": round(naive_s / fused_s, 2),
-        "public_ops_seconds_scaled": round(statistics.median(public) * args.epochs, 2),
-        "public_ops_ratio": round(statistics.median(public) * args.epochs / fused_s, 2),
-        "public_ops_identical": same,
-        "steps": -(-len(train_y) // config.batch_size) * args.epochs,
-        "epochs": args.epochs,
-        "dtype": args.dtype,
-        "threads": config.num_threads or 1,
-        "load_average": os.getloadavg(),
-        "machine": machine(),
-        "versions": package_versions(),
+    head_s = statistics.median(heads) * scale
+    per_epoch = 30 / args.baseline_epochs
+    figures = {
+        "head_seconds_30_epochs": round(head_s, 3),
+        "head_seconds_all": [round(s * scale, 3) for s in heads],
+        "head_cpu_seconds_30_epochs": round(statistics.median(heads_cpu) * scale, 3),
+        "head_no_validation_seconds_30_epochs": round(no_val * scale, 3),
+        "matmul_only_seconds_30_epochs": round(statistics.median(matmul_torch) * scale, 3),
+        "matmul_only_blas_seconds_30_epochs": round(statistics.median(matmul_blas) * scale, 3),
+        "torch_loop_seconds_30_epochs": round(torch_loop * per_epoch, 3),
+        "us_per_step": round(head_s / (steps_per_epoch * 30) * 1e6, 1),
+        "compiled_loop": headloop.load() is not None,
+        "steps_30_epochs": steps_per_epoch * 30,
     }
-    print(f"fused train_head: {fused_s:.2f} s median of {args.repeats} (range {min(fused):.2f}-{max(fused):.2f}), "
-          f"{fused_s / summary['steps'] * 1e6:.0f} us/step; target <= {TARGET_SECONDS:.0f} s")
-    print(f"public torch ops: {summary['public_ops_seconds_scaled']:.1f} s (per-epoch median x {args.epochs}): "
-          f"{summary['public_ops_ratio']:.2f}x the private ops' time, {'identical' if same else 'different'} weights")
-    print(f"naive loop:       {naive_s:.1f} s (per-epoch median x {args.epochs})")
-    cpu_ratio = summary["naive_cpu_seconds_scaled"] / summary["fused_cpu_seconds"]
-    print(f"ratio:            {summary['ratio']:.1f}x (CPU time: {cpu_ratio:.1f}x)")
-    print(f"load average:     {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    baseline = {"naive_seconds_30_epochs": round(naive * per_epoch, 2)}
+    ratios = {"vs_naive": baseline["naive_seconds_30_epochs"] / head_s,
+              "matmul_share": figures["matmul_only_seconds_30_epochs"] / head_s}
+    say(f"head (train_head): {head_s:.2f} s for 30 epochs ({figures['us_per_step']:.0f} us/step; target <= "
+        f"{TARGET_SECONDS:.0f} s: {'met' if head_s <= TARGET_SECONDS else 'MISSED'}); without validation "
+        f"{figures['head_no_validation_seconds_30_epochs']:.2f} s")
+    say(f"matmul only: torch.mm {figures['matmul_only_seconds_30_epochs']:.2f} s, compiled loop's BLAS calls "
+        f"{figures['matmul_only_blas_seconds_30_epochs']:.2f} s; torch loop {figures['torch_loop_seconds_30_epochs']:.2f} s;"
+        f" naive {baseline['naive_seconds_30_epochs']:.1f} s")
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        write_result("phase2_head", figures, baseline, ratios, ci=args.ci,
+                     config={"epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,
+                             "dtype": args.dtype, "baseline_epochs": args.baseline_epochs})
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        print(json.dumps({**figures, **baseline, **{f"ratio_{k}": round(v, 3) for k, v in ratios.items()},
+                          "load_average": os.getloadavg()}))
     return 0
 
 

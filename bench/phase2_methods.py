@@ -36,6 +36,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from phase2_head import COUNTS, FALLBACK_COUNTS, structured_features  # noqa: E402
+from results import write_result  # noqa: E402
 
 from camtrap_fast.environment import machine, package_versions  # noqa: E402
 from camtrap_fast.model import split_backbone_head  # noqa: E402
@@ -152,7 +153,12 @@ def main() -> int:
     parser.add_argument("--s9-gradient-repeats", type=int, default=1)
     parser.add_argument("--skip-s9", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--ci", action="store_true", help="the CI size: bench/ci_run.py's small run, 1 repeat, no S9")
     args = parser.parse_args()
+    if args.ci:
+        from ci_run import ci_run
+
+        args.run, args.repeats, args.baseline_epochs, args.skip_s9 = ci_run(), 1, 1, True
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     results: dict = {"machine": machine(), "versions": package_versions(), "load_average_start": os.getloadavg()}
@@ -181,6 +187,16 @@ def main() -> int:
             print(f"  {method}: {seconds:.3f} s (target <= {POSTHOC_TARGET_SECONDS:.0f} s: "
                   f"{'met' if seconds <= POSTHOC_TARGET_SECONDS else 'MISSED'})")
     results["load_average_end"] = os.getloadavg()
+    rows = results["s9"] if "s9" in results else results["demo"]
+    posthoc = ("tau-norm", "logit-adjust")
+    write_result("phase2_methods", {m: {"seconds": r["ours_seconds"], "all": r["ours_all"]} for m, r in rows.items()}
+                 | {"scale": "s9" if "s9" in results else "demo", "demo_all_seconds": results["demo_all_seconds"]},
+                 {m: {"seconds": r["plain_seconds"]} for m, r in rows.items()},
+                 {"retrain_vs_plain": rows["retrain"]["ratio"],
+                  "posthoc_vs_plain": sum(rows[m]["plain_seconds"] for m in posthoc)
+                  / sum(rows[m]["ours_seconds"] for m in posthoc)},
+                 config={"run": str(args.run), "epochs": args.epochs, "repeats": args.repeats,
+                         "baseline_epochs": args.baseline_epochs}, ci=args.ci)
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -79,8 +79,10 @@ def ratio_line(benchmark: str, ratio: str, value: float) -> str:
 
 
 def write_result(name: str, figures: dict, baseline: dict, ratios: dict[str, float], *,
-                 config: dict | None = None, ci: bool = False, out_dir: Path | None = None) -> Path:
-    """Write bench/results/NAME.json and print the ratios. Every ratio must have a row in bench/targets.py."""
+                 config: dict | None = None, ci: bool = False, out_dir: Path | None = None,
+                 skipped: str | None = None) -> Path:
+    """Write bench/results/NAME.json and print the ratios. Every ratio must have a row in bench/targets.py.
+    skipped: why nothing was measured (e.g. no GPU); the CI check accepts it only for rows with `needs` set."""
     known = targets_for(name)
     unknown = sorted(set(ratios) - set(known))
     if unknown:
@@ -101,6 +103,9 @@ def write_result(name: str, figures: dict, baseline: dict, ratios: dict[str, flo
         "versions": package_versions(),
         "git_sha": git_sha(),
     }
+    if skipped:
+        result["skipped"] = skipped
+        print(f"{name}: skipped ({skipped})", flush=True)
     path = (out_dir or RESULTS) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(result, indent=1, default=str) + "\n")
@@ -123,7 +128,12 @@ def check(results_dir: Path, since: float | None = None, targets: tuple[Target, 
         if since is not None and result.get("unix_time", 0) < since:
             problems.append(f"{path}: stale (written before this bench-ci run started)")
             continue
-        for target in (t for t in targets if t.benchmark == benchmark):
+        rows = [t for t in targets if t.benchmark == benchmark]
+        if result.get("skipped"):
+            if not all(t.needs for t in rows):
+                problems.append(f"{path}: skipped ({result['skipped']}), but its ratios need nothing special")
+            continue
+        for target in rows:
             value = result.get("ratios", {}).get(target.ratio)
             if value is None:
                 problems.append(f"{path}: ratio {target.ratio!r} missing")

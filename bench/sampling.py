@@ -42,6 +42,9 @@ from camtrap_fast.pipelines.streaming import iter_epoch_samples, stream_epoch  #
 from camtrap_fast.shards.manifest import load_manifest  # noqa: E402
 from camtrap_fast.shards.reader import ShardReader  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_result  # noqa: E402
+
 S9_COUNTS = REPO / "camtrap_fast" / "data" / "serengeti_s9_class_counts.json"
 REGIMES = ("none", "paper-ros", "paper-rus", "paper-ros-rus-15k", "sqrt")
 
@@ -96,7 +99,7 @@ def naive_epoch(labels: list[int], counts: list[int], targets: list[int], seed: 
     return order
 
 
-def bench_planning(samples: int, repeats: int) -> None:
+def bench_planning(samples: int, repeats: int) -> dict:
     import torch
 
     counts = s9_profile(samples)
@@ -142,9 +145,12 @@ def bench_planning(samples: int, repeats: int) -> None:
     print(f"baseline, WeightedRandomSampler draw ({regime}): {median_torch:.3f} s "
           f"(x{median_torch / results[regime]:.1f} the vectorized exact order's time); not exact: "
           f"worst class off by {worst} samples, one image drawn {max_copies} times")
+    return {"samples": samples, "plan_seconds": {r: round(s, 4) for r, s in results.items()},
+            "python_seconds_scaled": round(naive_2m, 3), "multinomial_seconds": round(median_torch, 4),
+            "ours": results[regime], "multinomial_worst_class_error": worst}
 
 
-def bench_reader(shard_dir: Path, sampling: str, repeats: int) -> None:
+def bench_reader(shard_dir: Path, sampling: str, repeats: int) -> dict:
     manifest = load_manifest(shard_dir)
     index = manifest.load_index("train")
     counts = dict(zip(manifest.classes, index.class_counts(manifest.num_classes).tolist()))
@@ -183,6 +189,8 @@ def bench_reader(shard_dir: Path, sampling: str, repeats: int) -> None:
     for reader in ("random-access", "streaming"):
         (t_all, n_all), (t_rus, n_rus) = rows[reader, "none"], rows[reader, sampling]
         print(f"{reader}: {sampling} / none time ratio {t_rus / t_all:.2f} vs samples ratio {n_rus / n_all:.2f}")
+    return {f"{reader} {plan}": {"seconds": round(seconds, 4), "samples": samples}
+            for (reader, plan), (seconds, samples) in rows.items()}
 
 
 def main() -> None:
@@ -193,9 +201,12 @@ def main() -> None:
     parser.add_argument("--payload-bytes", type=int, default=16384, help="JPEG payload size in the generated shards")
     parser.add_argument("--reader-sampling", help="RUS regime for the readers (default: rus:15000 scaled like the data)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ci", action="store_true", help="the CI size: 200,000 samples, 3,000 in the shards, 2 repeats")
     args = parser.parse_args()
+    if args.ci:
+        args.samples, args.reader_samples, args.repeats = 200_000, 3_000, 2
     print(f"machine: {machine()}")
-    bench_planning(args.samples, args.repeats)
+    planning = bench_planning(args.samples, args.repeats)
     with tempfile.TemporaryDirectory() as tmp:
         shard_dir = args.shard_dir
         scale = args.reader_samples / sum(json.loads(S9_COUNTS.read_text())["train"].values())
@@ -209,7 +220,16 @@ def main() -> None:
         else:
             scale = 1.0
         sampling = args.reader_sampling or f"rus:{max(1, round(15000 * scale))}"
-        bench_reader(shard_dir, sampling, args.repeats)
+        readers = bench_reader(shard_dir, sampling, args.repeats)
+    ours = planning.pop("ours")
+    write_result("sampling", {"planning": planning["plan_seconds"], "readers": readers, "samples": args.samples},
+                 {"python_seconds_scaled": planning["python_seconds_scaled"],
+                  "multinomial_seconds": planning["multinomial_seconds"],
+                  "multinomial_worst_class_error": planning["multinomial_worst_class_error"]},
+                 {"plan_vs_python": planning["python_seconds_scaled"] / ours,
+                  "plan_vs_multinomial": planning["multinomial_seconds"] / ours},
+                 config={"samples": args.samples, "reader_samples": args.reader_samples, "repeats": args.repeats},
+                 ci=args.ci)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,9 @@ from PIL import Image
 
 from camtrap_fast.shards.encode import EncodeConfig, encode_image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import write_result  # noqa: E402
+
 DATA = Path(os.environ.get("CAMTRAP_FAST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TARGET_RATIO = 3.0
 
@@ -76,8 +79,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--ci", action="store_true", help="the CI size: 20 photos, 2 repeats")
     args = parser.parse_args()
     photos = real_photos()
+    if args.ci:
+        photos, args.repeats = photos[:20], 2
     megapixels = statistics.median(Image.open(p).size[0] * Image.open(p).size[1] / 1e6 for p in photos)
     config = EncodeConfig(size=args.size, quality=90)
 
@@ -95,6 +101,11 @@ def main() -> None:
     ratio = ours / naive
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"
     print(f"ratio per core: {ratio:.2f}x the naive path ({verdict} the {TARGET_RATIO:.0f}x target)")
+    write_result("shard", {"encode_images_per_s": round(ours, 2), "encode_spread": round(ours_spread, 2),
+                           "shard_end_to_end_images_per_s": round(e2e, 2), "photos": len(photos),
+                           "median_megapixels": round(megapixels, 2)},
+                 {"naive_images_per_s": round(naive, 2), "naive_spread": round(naive_spread, 2)},
+                 {"encode_vs_naive": ratio}, config={"repeats": args.repeats, "size": args.size}, ci=args.ci)
 
 
 if __name__ == "__main__":

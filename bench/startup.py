@@ -24,13 +24,17 @@ sys.path.insert(0, str(BENCH))
 
 from results import machine_line, write_result  # noqa: E402
 
+from camtrap_fast.cli import COMMANDS  # noqa: E402 (the subcommands, without importing them)
+
 BUDGET_SECONDS = 0.5
-COMMANDS = ("synth", "shard", "plan", "verify", "eval", "train", "heads", "study", "predict", "demo", "bench")
 
 
 def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
     """name -> (arguments, expected exit code). Paths that do not exist, and options that are out of range."""
     missing = str(tmp / "missing")
+    run = tmp / "run"  # passes the light check (a config.json), so the option after it is what fails
+    run.mkdir(exist_ok=True)
+    (run / "config.json").write_text("{}")
     found = {"--help": (["--help"], 0)}
     found.update({f"{c} --help": ([c, "--help"], 0) for c in COMMANDS})
     found.update({
@@ -46,6 +50,16 @@ def cases(tmp: Path) -> dict[str, tuple[list[str], int]]:
         "predict missing run": (["predict", missing, missing, "--out", str(tmp / "p.csv")], 2),
         "demo bad scale": (["demo", "--workdir", str(tmp / "demo"), "--scale", "-1"], 2),
         "bench loader missing shards": (["bench", "loader", missing], 2),
+        "train bad epochs": (["train", missing, "--out", str(tmp / "run2"), "--epochs", "0"], 2),
+        "heads bad methods": (["heads", str(run), "--methods", "bogus"], 2),
+        "heads missing shards": (["heads", str(run), "--shards", missing], 2),
+        "eval missing shards": (["eval", str(run), "--shards", missing], 2),
+        "predict bad format": (["predict", str(run), missing, "--out", str(tmp / "p.xlsx")], 2),
+        "study bad seeds": (["study", missing, "--out", str(tmp / "study"), "--seeds", "x"], 2),
+        "eval missing predictions": (["eval", "--predictions", missing, "--out", str(tmp / "m")], 2),
+        "lr-find missing shards": (["lr-find", missing, "--out", str(tmp / "lr")], 2),
+        "lr-find bad range": (["lr-find", missing, "--out", str(tmp / "lr"), "--start-lr", "1", "--end-lr", "0.1"], 2),
+        "demo bad backend": (["demo", "--workdir", str(tmp / "demo"), "--backend", "nope"], 2),
     })
     return found
 

@@ -19,21 +19,25 @@ from camtrap_fast.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-LOSSES = ("ce", "focal", "weighted-ce")
+LOSSES = ("ce", "focal", "weighted-ce", "sigmoid-focal")
 WEIGHT_SCHEMES = ("inverse-frequency", "effective-number")
 
 @dataclass(frozen=True)
 class LossConfig:
     """Which loss to train with.
 
-    focal_alpha: None (no class weighting), a number (a constant factor for every class, as in the
-    RetinaNet formulation; for a softmax loss it only rescales the loss), or "inverse-frequency".
+    focal (softmax focal loss) focal_alpha: None (no class weighting), a number (a constant factor for every
+    class, as in the RetinaNet formulation; for a softmax loss it only rescales the loss), "inverse-frequency",
+    or one number > 0 per class (in class order).
+    sigmoid-focal (TF Addons' SigmoidFocalCrossEntropy, `losses.sigmoid_focal_per_sample`) focal_alpha: None (no
+    alpha factor), a number in (0, 1] (alpha on every class's positive term, 1 - alpha on its negatives, as TF
+    Addons), or one number in [0, 1] per class.
     class_weights / beta: how weighted-ce weights classes ("effective-number" uses beta).
     """
 
     name: str = "ce"
     focal_gamma: float = 2.0
-    focal_alpha: float | str | None = None
+    focal_alpha: float | str | tuple[float, ...] | None = None
     class_weights: str = "inverse-frequency"
     beta: float = 0.999
 
@@ -42,20 +46,61 @@ class LossConfig:
             raise ConfigError("name", self.name, f"unknown loss; choose one of {', '.join(LOSSES)}")
         if not self.focal_gamma >= 0:
             raise ConfigError("focal_gamma", self.focal_gamma, "must be >= 0")
-        alpha = self.focal_alpha
-        if isinstance(alpha, str):
-            if alpha != "inverse-frequency":
-                raise ConfigError("focal_alpha", alpha, "use a number > 0, inverse-frequency or nothing")
-        elif alpha is not None and (isinstance(alpha, bool) or not alpha > 0):
-            raise ConfigError("focal_alpha", alpha, "must be > 0, inverse-frequency or nothing")
+        if isinstance(self.focal_alpha, list):  # config.json stores a per-class alpha as a list
+            object.__setattr__(self, "focal_alpha", tuple(self.focal_alpha))
+        self._check_alpha()
         if self.class_weights not in WEIGHT_SCHEMES:
             raise ConfigError("class_weights", self.class_weights, f"choose one of {', '.join(WEIGHT_SCHEMES)}")
         if not 0 <= self.beta < 1:
             raise ConfigError("beta", self.beta, "must be in [0, 1) for effective-number weights")
 
+    def _check_alpha(self) -> None:
+        alpha, sigmoid = self.focal_alpha, self.name == "sigmoid-focal"
+        if isinstance(alpha, str):
+            if sigmoid:
+                raise ConfigError("focal_alpha", alpha, "sigmoid-focal takes a number in (0, 1] (TF Addons' alpha; "
+                                  "0.25 is its default) or one number in [0, 1] per class")
+            if alpha != "inverse-frequency":
+                raise ConfigError("focal_alpha", alpha, "use a number > 0, inverse-frequency or nothing")
+        elif isinstance(alpha, tuple):
+            if not alpha or any(isinstance(a, bool) or not isinstance(a, (int, float)) for a in alpha):
+                raise ConfigError("focal_alpha", alpha, "give one number per class, joined by commas")
+            if sigmoid and not all(0 <= a <= 1 for a in alpha):
+                raise ConfigError("focal_alpha", ",".join(map(str, alpha)), "sigmoid-focal's per-class alphas "
+                                  "must be in [0, 1] (alpha weights the positive term, 1 - alpha the negatives)")
+            if not sigmoid and not all(a > 0 for a in alpha):
+                raise ConfigError("focal_alpha", ",".join(map(str, alpha)), "per-class alphas must be > 0")
+        elif alpha is not None:
+            if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+                raise ConfigError("focal_alpha", alpha, "must be a number, inverse-frequency or nothing")
+            if sigmoid and not 0 < alpha <= 1:
+                # TF Addons skips the alpha factor for alpha == 0 (`if alpha:`): leaving it out says that plainly.
+                raise ConfigError("focal_alpha", alpha, "must be in (0, 1] for sigmoid-focal (leave it out for no "
+                                  "alpha factor, which is what TF Addons does with alpha 0)")
+            if not alpha > 0:
+                raise ConfigError("focal_alpha", alpha, "must be > 0, inverse-frequency or nothing")
+
+    def alpha_classes(self) -> int | None:
+        """How many classes a per-class focal_alpha names (None when it is not per class)."""
+        return len(self.focal_alpha) if isinstance(self.focal_alpha, tuple) else None
+
+    def positive_alpha(self, num_classes: int) -> torch.Tensor | None:
+        """sigmoid-focal: each class's alpha (C,) float32, the factor of its positive term (1 - alpha of its
+        negatives); None without an alpha factor."""
+        if self.focal_alpha is None:
+            return None
+        import torch
+
+        if isinstance(self.focal_alpha, tuple):
+            if len(self.focal_alpha) != num_classes:
+                raise ValueError(f"focal_alpha has {len(self.focal_alpha)} values for {num_classes} classes")
+            return torch.tensor(self.focal_alpha, dtype=torch.float32)
+        return torch.full((num_classes,), float(self.focal_alpha), dtype=torch.float32)
+
     def per_class_weights(self, class_counts: Sequence[int] | np.ndarray | None) -> torch.Tensor | None:
-        """The per-class factor the loss applies (weighted-ce weights or focal alpha); None when uniform."""
-        if self.name == "ce":
+        """The per-class factor the loss applies (weighted-ce weights or focal alpha); None when uniform.
+        sigmoid-focal weights each class's terms by `positive_alpha` instead."""
+        if self.name in ("ce", "sigmoid-focal"):
             return None
         if self.name == "weighted-ce":
             return class_weight_vector(_require_counts(class_counts, self), self.class_weights, self.beta)
@@ -68,6 +113,10 @@ class LossConfig:
             raise ValueError("a constant focal_alpha needs the number of classes; pass class_counts")
         import torch
 
+        if isinstance(self.focal_alpha, tuple):
+            if len(self.focal_alpha) != len(counts):
+                raise ValueError(f"focal_alpha has {len(self.focal_alpha)} values for {len(counts)} classes")
+            return torch.tensor(self.focal_alpha, dtype=torch.float32)
         return torch.full((len(counts),), float(self.focal_alpha), dtype=torch.float32)
 
 

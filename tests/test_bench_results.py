@@ -30,8 +30,10 @@ def test_every_row_is_unique_and_floor_is_under_target():
 
 def test_every_benchmark_in_the_table_has_a_script():
     for benchmark in {t.benchmark for t in TARGETS}:
-        script = "test_micro" if benchmark == "micro" else benchmark
-        assert (BENCH / f"{script}.py").is_file(), benchmark
+        assert (BENCH / f"{benchmark}.py").is_file() or (BENCH / f"{benchmark}.sh").is_file(), benchmark
+    make = (BENCH.parent / "Makefile").read_text().split("bench-ci:", 1)[1].split("\n\n", 1)[0]
+    for benchmark in {t.benchmark for t in TARGETS}:
+        assert f"bench/{benchmark}." in make, f"make bench-ci does not run bench/{benchmark}"
 
 
 def test_write_result_then_check(tmp_path, capsys):
@@ -55,3 +57,11 @@ def test_write_result_then_check(tmp_path, capsys):
 def test_a_ratio_without_a_row_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no row in bench/targets.py"):
         results.write_result("shard", {}, {}, {"invented": 1.0}, out_dir=tmp_path)
+
+
+def test_a_skipped_result_passes_only_where_the_row_needs_hardware(tmp_path):
+    gpu = (Target("gpu", "speed", 2.0, 1.0, "", needs="cuda"),)
+    results.write_result("gpu", {}, {}, {}, out_dir=tmp_path, skipped="no CUDA device")
+    assert results.check(tmp_path, targets=gpu) == []
+    cpu = (Target("gpu", "speed", 2.0, 1.0, ""),)
+    assert "need nothing special" in results.check(tmp_path, targets=cpu)[0]

@@ -93,6 +93,7 @@ def test_bad_predictions_are_one_line_errors(tmp_path, capsys, header, rows, ext
         (["--predictions", "p.csv"], "needs --out"),
         (["run", "--out", "m"], "--out only apply with --predictions"),
         (["--predictions", "p.csv", "--out", "m", "--split", "val"], "--split only applies"),
+        (["--predictions", "p.csv", "--out", "m", "--frames", "first"], "--frames only applies"),
     ],
 )
 def test_bad_arguments(tmp_path, capsys, monkeypatch, args, message):
@@ -106,17 +107,24 @@ def test_run_directory_calls_the_train_module(tmp_path, capsys, monkeypatch):
     fake = types.ModuleType("camtrap_fast.train")
     metrics = {"num_samples": 3, "num_classes": 2, "phase": 2, "accuracy": 0.5, "macro_f1": 0.25, "skipped_corrupt": 0}
 
-    def evaluate_run(run_dir, split, device, shards, skip_corrupt, aggregate):
-        calls.append((run_dir, split, device, shards, skip_corrupt, aggregate))
-        return run_dir / f"eval-{split}", metrics, None
+    def evaluate_run(run_dir, split, device, shards, skip_corrupt, aggregate, frames):
+        calls.append((run_dir, split, device, shards, skip_corrupt, aggregate, frames))
+        return types.SimpleNamespace(out=run_dir / f"eval-{split}", metrics=metrics, sequences=None,
+                                     first_frames=None)
 
     fake.evaluate_run = evaluate_run
+    import camtrap_fast.train.run_paths  # noqa: F401 (eval's light check, imported before the fake package)
+
     monkeypatch.setitem(sys.modules, "camtrap_fast.train", fake)
+    (tmp_path / "config.json").write_text("{}")  # what eval checks before importing the train package
+    (tmp_path / "s").mkdir()  # --shards must be a folder (checked the same way)
     code, out, _ = run(capsys, "eval", tmp_path, "--split", "val")
     assert code == 0 and f"split val, phase 2: accuracy 0.5000, macro F1 0.2500 -> {tmp_path / 'eval-val'}" in out
     assert run(capsys, "eval", tmp_path, "--skip-corrupt", "--shards", tmp_path / "s")[0] == 0
-    assert calls == [(tmp_path, "val", "auto", None, False, "none"),
-                     (tmp_path, "test", "auto", tmp_path / "s", True, "none")]
+    assert run(capsys, "eval", tmp_path, "--frames", "first")[0] == 0
+    assert calls == [(tmp_path, "val", "auto", None, False, "none", "all"),
+                     (tmp_path, "test", "auto", tmp_path / "s", True, "none", "all"),
+                     (tmp_path, "test", "auto", None, False, "none", "first")]
 
 
 def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):

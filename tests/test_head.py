@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import torch
 from torch import nn
@@ -11,6 +13,7 @@ import camtrap_fast.train.head_training as head_module
 from camtrap_fast.losses import LossConfig
 from camtrap_fast.model import split_backbone_head
 from camtrap_fast.train.features import extract_features
+from camtrap_fast.train import headloop
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_reference import train_head_reference
 from camtrap_fast.train.head_training import train_head
@@ -38,12 +41,25 @@ LOSSES = [
 ]
 
 
+# The fused loop three ways: its compiled steps (train/headloop.c, the default where built), its torch steps with
+# the private ops, and with the public ops.
+LOOPS = [(True, False), (False, False), (False, True)]
+
+
+def test_the_compiled_loop_is_built_and_loads():
+    """Where a C compiler exists, `make setup` has built it; a missing build would silently cost 2-3x."""
+    if shutil.which("cc") is None and not headloop.LIBRARY.is_file():
+        pytest.skip("no C compiler: the torch loop is the one in use")
+    assert headloop.load() is not None, f"{headloop.LIBRARY} missing or failing its self-check: run make setup"
+
+
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda c: f"{c.name}-g{c.focal_gamma}-{c.focal_alpha}-{c.class_weights}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("public_ops", [False, True], ids=["private-ops", "public-ops"])
-def test_fused_matches_reference(problem, loss, dtype, public_ops):
+@pytest.mark.parametrize(("compiled", "public_ops"), LOOPS, ids=["compiled", "private-ops", "public-ops"])
+def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, monkeypatch):
     features, labels, _, _, head = problem
     features = features.to(dtype)
+    monkeypatch.setattr(head_module, "COMPILED_LOOP", compiled)
     config = HeadConfig(epochs=3, batch_size=64, patience=None, lr=3e-3, public_ops=public_ops)
     reference, reference_losses = train_head_reference(head, features, labels, config, epochs=3, loss=loss)
     result = train_head(head, features, labels, None, None, config, loss)
@@ -54,8 +70,10 @@ def test_fused_matches_reference(problem, loss, dtype, public_ops):
     assert fused_losses == pytest.approx(reference_losses, abs=1e-5)
 
 
-def test_partial_chunks_and_batches(problem, monkeypatch):
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_partial_chunks_and_batches(problem, monkeypatch, compiled):
     features, labels, _, _, head = problem
+    monkeypatch.setattr(head_module, "COMPILED_LOOP", compiled)
     monkeypatch.setattr(head_module, "CHUNK_BATCHES", 3)  # 700 rows: chunks of 192, 192, 192, 124 (64 + 60)
     config = HeadConfig(epochs=2, batch_size=64, patience=None)
     reference, _ = train_head_reference(head, features, labels, config, epochs=2, loss=LossConfig("weighted-ce"))
@@ -63,8 +81,11 @@ def test_partial_chunks_and_batches(problem, monkeypatch):
     torch.testing.assert_close(result.head_state["weight"], reference["weight"], rtol=0, atol=1e-5)
 
 
-def test_private_and_public_ops_give_identical_heads(problem):
+def test_private_and_public_ops_give_identical_heads(problem, monkeypatch):
+    """The torch loop's private kernels against the public ops (the compiled loop's exp and BLAS calls round
+    differently, so it is held to the reference at 1e-5 above instead)."""
     features, labels, val_features, val_labels, head = problem
+    monkeypatch.setattr(head_module, "COMPILED_LOOP", False)
     loss = LossConfig("focal", focal_alpha="inverse-frequency")
     private = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2), loss)
     public = train_head(head, features, labels, val_features, val_labels, HeadConfig(epochs=2, public_ops=True), loss)
@@ -106,6 +127,13 @@ def test_real_validation_and_history(problem):
     assert result.best_val_macro_f1 > result.history[0].val_macro_f1  # random start vs trained
     assert result.head_state["weight"].shape == (C, D) and result.seconds > 0
     nn.Linear(D, C).load_state_dict(result.head_state)
+    # the validation loss beside the macro F1: cross-entropy of each epoch's head on the validation rows
+    final = nn.Linear(D, C)
+    final.load_state_dict(result.head_state)
+    last = result.history[result.best_epoch]
+    expected = nn.functional.cross_entropy(final(val_features), val_labels).item()
+    assert last.val_loss == pytest.approx(expected, rel=1e-5)
+    assert all(r.val_loss is not None for r in result.history)
 
 
 def test_bad_inputs(problem):
@@ -139,3 +167,12 @@ def test_extract_features():
     with torch.no_grad():
         expected = backbone.eval()(batches[0][0] * 2)  # eval: BatchNorm running stats, no dropout
     torch.testing.assert_close(features[:2].float(), expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
+def test_an_order_outside_the_rows_is_refused(problem, monkeypatch, compiled):
+    features, labels, _, _, head = problem
+    monkeypatch.setattr(head_module, "COMPILED_LOOP", compiled)
+    with pytest.raises(IndexError):
+        train_head(head, features, labels, None, None, HeadConfig(epochs=1),
+                   order_for_epoch=lambda epoch: torch.tensor([0, 1, len(labels)]))

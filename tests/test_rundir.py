@@ -62,6 +62,12 @@ def test_resume_names_every_option_that_differs(started):
     message = str(error.value)
     assert "--batch-size 64 in the run, 32 now" in message and "--seed 0 in the run, 4 now" in message
     assert "\n" not in message
+    # what phase 1 learns from: head-only epochs, the early-stopping score, the lr rule
+    for changed, named in ((Phase1Config(epochs=3, freeze_epochs=1), "--freeze-epochs 0 in the run, 1 now"),
+                           (Phase1Config(epochs=3, monitor="loss"), "--monitor macro-f1 in the run, loss now"),
+                           (Phase1Config(epochs=3, lr="auto"), "--lr 0.001 in the run, auto now")):
+        with pytest.raises(UserError, match=named):
+            run.check_resume(dataclasses.replace(config, phase1=changed), shards)
 
 
 def test_resume_refuses_reshared_data(started, tmp_path):

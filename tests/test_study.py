@@ -111,7 +111,7 @@ def test_study_options_come_from_the_train_table(tmp_path):
                                       "--losses", "ce,focal", "--focal-gamma", "1.5", "--methods", "ncm,retrain"])
     config = study_config_from_args(args)
     assert config.train.phase1.epochs == 3 and config.train.loss.focal_gamma == 1.5
-    assert config.seeds == (4, 5) and config.losses == ("ce", "focal") and config.methods == ("ncm", "retrain")
+    assert config.seeds == (4, 5) and config.loss_texts == ("ce", "focal") and config.methods == ("ncm", "retrain")
     assert [r.spec.text for r in config.regimes] == ["none", "rus:15000"]
     with pytest.raises(SystemExit):  # the study sets --sampling, --seed, --loss, --two-phase itself
         build_parser().parse_args(["study", str(tmp_path), "--out", "s", "--sampling", "none"])

@@ -39,7 +39,7 @@ def test_defaults_live_in_the_dataclasses_and_the_cli_gives_none():
 def test_every_flag_reaches_its_field():
     config = parse("--two-phase", "--sampling", "paper-ros-rus-5k", "--ros-ratios", "50:9,inf:3", "--arch",
                    "resnet34", "--loss", "focal", "--focal-gamma", "1.5", "--focal-alpha", "inverse-frequency",
-                   "--epochs", "7", "--patience", "2", "--lr", "0.01", "--batch-size", "16", "--head-epochs", "4",
+                   "--epochs", "7", "--patience", "2", "--lr", "0.01", "--freeze-epochs", "2", "--monitor", "loss", "--batch-size", "16", "--head-epochs", "4",
                    "--head-lr", "0.02", "--head-batch-size", "8", "--head-patience", "3", "--phase2", "lws",
                    "--backend", "pil",
                    "--image-size", "96", "--crop-scale-min", "0.5", "--workers", "0", "--skip-corrupt",
@@ -48,11 +48,12 @@ def test_every_flag_reaches_its_field():
     assert config.two_phase and config.model == ModelConfig("resnet34")
     assert config.sampling == parse_sampling("paper-ros-rus-5k", "50:9,inf:3")
     assert config.loss == LossConfig("focal", focal_gamma=1.5, focal_alpha="inverse-frequency")
-    assert config.phase1 == Phase1Config(epochs=7, patience=2, lr=0.01, batch_size=16)
+    assert config.phase1 == Phase1Config(epochs=7, patience=2, lr=0.01, batch_size=16, freeze_epochs=2, monitor="loss")
+    assert parse("--lr", "auto").phase1.lr == "auto"
     assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3, method="lws")
     assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True, "full")
     assert (config.device, config.threads, config.seed, config.stream_from) == ("cpu", 3, 5, "pipe:cat x")
-    assert len(FLAGS) == 29  # a new flag needs a line above
+    assert len(FLAGS) == 31  # a new flag needs a line above
 
 
 def test_config_json_round_trips_exactly(tmp_path):
@@ -69,10 +70,20 @@ def test_config_json_round_trips_exactly(tmp_path):
     assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
     focal = dataclasses.replace(config, loss=LossConfig("focal", focal_alpha=0.25))
     assert TrainConfig.from_json(focal.to_json()) == focal
+    for loss in (LossConfig("sigmoid-focal", focal_gamma=0.5, focal_alpha=0.25),
+                 LossConfig("sigmoid-focal", focal_alpha=(0.1, 0.9, 0.25)), LossConfig("focal", focal_alpha=(2.0, 0.5))):
+        changed = dataclasses.replace(config, loss=loss)
+        assert TrainConfig.from_json(changed.to_json()) == changed
     # a config.json written before --phase2 existed reads as the study's phase 2
     older = config.as_dict()
     del older["head"]["method"]
     assert TrainConfig.from_json(json.dumps(older)).head.method == "retrain"
+    # ... and one from before --freeze-epochs, --monitor and --lr auto as the defaults
+    for name in ("freeze_epochs", "monitor"):
+        del older["phase1"][name]
+    assert TrainConfig.from_json(json.dumps(older)).phase1 == Phase1Config(3, 2, 0.003, 32)
+    auto = dataclasses.replace(config, phase1=Phase1Config(8, 3, "auto", 32, freeze_epochs=2, monitor="loss"))
+    assert TrainConfig.from_json(auto.to_json()) == auto
     # one written before the automatic CPU split: its --workers 2 stays, its torch threads become automatic
     del older["threads"]
     older["loader"]["workers"] = 2
@@ -89,6 +100,10 @@ def test_config_json_round_trips_exactly(tmp_path):
     (["--workers", "-1"], "--workers -1: must be a whole number >= 0"),
     (["--crop-scale-min", "1.5"], "--crop-scale-min 1.5: must be in (0, 1]"),
     (["--loss", "hinge"], "--loss hinge: unknown loss"),
+    (["--freeze-epochs", "30"], "--freeze-epochs 30: must be a whole number from 0 to --epochs - 1 (29)"),
+    (["--monitor", "accuracy"], "--monitor accuracy: choose macro-f1 or loss"),
+    (["--loss", "sigmoid-focal", "--focal-alpha", "1.5"], "--focal-alpha 1.5: must be in (0, 1] for sigmoid-focal"),
+    (["--loss", "sigmoid-focal", "--focal-alpha", "0.2,1.2"], "--focal-alpha 0.2,1.2: sigmoid-focal's per-class"),
     (["--class-weights", "median"], "--class-weights median: choose one of"),
     (["--backend", "gpu"], "--backend gpu: choose auto, dali, pil"),
     (["--eval-crop", "middle"], "--eval-crop middle: choose center or full"),

@@ -22,6 +22,7 @@ COMMANDS = {
     "verify": "camtrap_fast.cli.verify",
     "eval": "camtrap_fast.cli.eval",
     "train": "camtrap_fast.cli.train",
+    "lr-find": "camtrap_fast.cli.lr_find",
     "heads": "camtrap_fast.cli.heads",
     "study": "camtrap_fast.cli.study",
     "predict": "camtrap_fast.cli.predict",

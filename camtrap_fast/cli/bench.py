@@ -52,17 +52,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from camtrap_fast.pipelines import LoaderConfig, make_loader
     from camtrap_fast.sampling import epoch_order, parse_sampling, plan_sampling
     from camtrap_fast.shards.manifest import load_manifest
 
     if args.epochs < 1:
         raise UserError(f"--epochs {args.epochs}: must be at least 1")
-    manifest = load_manifest(args.shards)
-    index = manifest.load_index(args.split)
+    manifest = load_manifest(args.shards)  # before torch: a wrong path answers at once
     spec = parse_sampling(args.sampling)
+    import torch
+
+    from camtrap_fast.pipelines import LoaderConfig, make_loader
+
+    index = manifest.load_index(args.split)
     counts = index.class_counts(manifest.num_classes)
     plan = plan_sampling(dict(zip(manifest.classes, counts.tolist())), spec)
     options = dict(mode="train", backend=args.backend, device=args.device, batch_size=args.batch_size,

@@ -40,12 +40,21 @@ def scaled_sampling(train_images: int) -> tuple[str, str]:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
+    from camtrap_fast.synth import SynthConfig
+    from camtrap_fast.train.options import config_from_args
+
+    # Every option is checked before torch is imported and before four minutes of synthesis: a mistake answers
+    # at once. The train options are checked against a stand-in shard folder (the demo's does not exist yet).
+    synth_config = SynthConfig(out_dir=args.workdir / "images", scale=args.scale, seed=args.seed, overwrite=True,
+                               detections=True)
+    config_from_args(args.workdir / "shards", dict(epochs=args.epochs, patience=3, image_size=args.image_size,
+                                                   crop_scale_min=0.35, backend=args.backend, device="auto",
+                                                   workers=args.workers, seed=args.seed))
     from camtrap_fast.ingest.crop_plan import CropConfig
     from camtrap_fast.shards.build import ShardJob, build_shards
     from camtrap_fast.shards.encode import EncodeConfig
-    from camtrap_fast.synth import SynthConfig, synthesize
+    from camtrap_fast.synth import synthesize
     from camtrap_fast.train import train
-    from camtrap_fast.train.options import config_from_args
 
     from camtrap_fast.pipelines import default_workers
 
@@ -56,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     steps = 4 if args.no_crops else 5
     print(f"[1/{steps}] synthesizing demo images (scale {args.scale}) and a simulated MegaDetector run into {images}",
           flush=True)
-    synth = synthesize(SynthConfig(out_dir=images, scale=args.scale, seed=args.seed, overwrite=True, detections=True))
+    synth = synthesize(synth_config)
     print(f"[2/{steps}] sharding into {shards}", flush=True)
     shard_size = round(args.image_size * 80 / 64)  # resize once to a little above the crop
     build_shards(ShardJob(source=images / "annotations.json", out=shards, encode=EncodeConfig(size=shard_size),

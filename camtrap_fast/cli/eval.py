@@ -29,6 +29,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--aggregate", choices=("none", "sequence"),
                         help="with RUN: sequence adds sequence-level metrics (class probabilities pooled over each "
                         "capture's frames and crops) beside the frame-level ones")
+    parser.add_argument("--frames", choices=("all", "first"),
+                        help="with RUN: first adds metrics on the first frame of each sequence alone (by frame_num, "
+                        "else timestamp, else key order; later frames keep the event's label after the animal "
+                        "left) beside the all-frame ones")
     parser.add_argument("--skip-corrupt", action="store_true",
                         help="with RUN: skip and count samples that cannot be read or decoded instead of stopping")
     parser.add_argument("--predictions", type=Path, metavar="FILE.csv", help="predictions CSV to evaluate")
@@ -51,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{', '.join(given)} only apply with --predictions; a run directory knows its classes")
         return _evaluate_run(args)
     run_only = [flag for flag, value in (("--split", args.split), ("--shards", args.shards), ("--device", args.device),
-                                         ("--aggregate", args.aggregate), ("--skip-corrupt", args.skip_corrupt or None))
+                                         ("--aggregate", args.aggregate), ("--frames", args.frames),
+                                         ("--skip-corrupt", args.skip_corrupt or None))
                 if value is not None]
     if run_only:
         raise UserError(f"{', '.join(run_only)} only appl{'ies' if len(run_only) == 1 else 'y'} with a run directory")
@@ -61,11 +66,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_run(args: argparse.Namespace) -> int:
+    from camtrap_fast.train.run_paths import require_run
+
+    require_run(args.run)  # before torch: a wrong path answers at once
+    if args.shards is not None and not args.shards.is_dir():
+        raise UserError(f"--shards {args.shards}: no such folder")
     from camtrap_fast.train import evaluate_run
 
     split = args.split or "test"
-    out, metrics, sequences = evaluate_run(args.run, split, args.device or "auto", args.shards, args.skip_corrupt,
-                                           args.aggregate or "none")
+    result = evaluate_run(args.run, split, args.device or "auto", args.shards, args.skip_corrupt,
+                          args.aggregate or "none", args.frames or "all")
+    out, metrics, sequences, first = result.out, result.metrics, result.sequences, result.first_frames
     skipped = f", {metrics['skipped_corrupt']} corrupt samples skipped" if metrics["skipped_corrupt"] else ""
     print(f"{metrics['num_samples']} predictions, {metrics['num_classes']} classes, split {split}, "
           f"phase {metrics['phase']}: accuracy {metrics['accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f}"
@@ -74,6 +85,10 @@ def _evaluate_run(args: argparse.Namespace) -> int:
         print(f"{sequences['num_samples']} sequences ({sequences['frames']} frames and crops), split {split}, "
               f"phase {sequences['phase']}: accuracy {sequences['accuracy']:.4f}, macro F1 "
               f"{sequences['macro_f1']:.4f} -> {out / 'sequences'}")
+    if first is not None:
+        print(f"{first['num_samples']} first-frame predictions ({first['chosen']}), split {split}, phase "
+              f"{first['phase']}: accuracy {first['accuracy']:.4f}, macro F1 {first['macro_f1']:.4f} "
+              f"-> {out / 'first-frames'}")
     return 0
 
 

@@ -36,13 +36,19 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from camtrap_fast.errors import UserError
-    from camtrap_fast.train.heads.registry import parse_methods
-    from camtrap_fast.train.heads.runner import fit_heads
-    from camtrap_fast.train.heads.summary import format_table
+    from camtrap_fast.train.run_paths import require_run
 
-    methods = parse_methods(args.methods)
+    # The run folder and the options are checked before torch is imported: a mistake answers at once.
+    require_run(args.run)
     if args.seed is not None and args.seed < 0:
         raise UserError(f"--seed {args.seed}: must be a whole number >= 0")
+    if args.shards is not None and not args.shards.is_dir():
+        raise UserError(f"--shards {args.shards}: no such folder")
+    from camtrap_fast.train.head_config import parse_methods
+
+    methods = parse_methods(args.methods)
+    from camtrap_fast.train.heads.runner import fit_heads
+    from camtrap_fast.train.heads.summary import format_table
 
     def progress(fit) -> None:
         chosen = f" ({fit.chosen})" if fit.chosen else ""

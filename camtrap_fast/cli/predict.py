@@ -50,6 +50,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from camtrap_fast.predict.formats import choose_format
+    from camtrap_fast.train.run_paths import require_run
+
+    # The run folder and --out's format are checked before torch is imported: a mistake answers at once.
+    require_run(args.run)
+    choose_format(args.out, args.format)
     from camtrap_fast.predict import PredictJob, run_predict
     from camtrap_fast.predict.items import DetectionOptions
 

@@ -23,9 +23,14 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from camtrap_fast.study.options import study_config_from_args
+
+    from camtrap_fast.shards.manifest import load_manifest
+
+    # Options and the shard folder are checked before torch is imported: a mistake answers at once.
+    config = study_config_from_args(args)
+    load_manifest(config.train.shards)
     from camtrap_fast.study.runner import run_study
 
-    config = study_config_from_args(args)
     result = run_study(config, progress=not args.quiet)
     print((result.out / "table.md").read_text(encoding="utf-8"))
     print(f"claims: {result.out / 'claims.md'}; per species: {result.out / 'species'}; figures: "

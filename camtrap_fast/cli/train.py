@@ -25,10 +25,14 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from camtrap_fast.train import train
+    from camtrap_fast.shards.manifest import load_manifest
     from camtrap_fast.train.options import config_from_args
 
+    # Options and the shard folder are checked before torch is imported: a mistake answers at once.
     config = config_from_args(args.shards, args)
+    load_manifest(config.shards)
+    from camtrap_fast.train import train
+
     summary = train(config, args.out, resume=args.resume, progress=not args.quiet)
     if summary:
         print(format_summary(summary, args.out))

@@ -29,8 +29,8 @@ from camtrap_fast import __version__
 from camtrap_fast.atomic import open_atomic, write_text
 from camtrap_fast.errors import UserError
 from camtrap_fast.predict.classify import Classified
+from camtrap_fast.predict.formats import FORMATS, choose_format  # noqa: F401 (writers.choose_format)
 
-FORMATS = ("csv", "md-json", "camtrap-dp")
 CAMTRAP_DP_PROFILE = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/camtrap-dp-profile.json"
 OBSERVATIONS_SCHEMA = "https://raw.githubusercontent.com/tdwg/camtrap-dp/1.0.2/observations-table-schema.json"
 OBSERVATION_COLUMNS = (
@@ -43,25 +43,6 @@ OBSERVATION_COLUMNS = (
 OBSERVATION_TYPES = {"blank", "empty", "human", "person", "vehicle", "unknown", "unclassified"}
 _TYPE_OF = {"empty": "blank", "person": "human", "unclassified": "unclassified"}
 PACKAGE_NAME = "camtrap-fast-predictions"  # how our datapackage.json tells itself from a user's own package
-
-
-def choose_format(out: Path, given: str | None) -> str:
-    """--format, or from --out: .csv -> csv, .json -> md-json, .../datapackage.json -> camtrap-dp."""
-    if given is not None:
-        if given not in FORMATS:
-            raise UserError(f"--format {given}: choose {', '.join(FORMATS)}")
-        return given
-    if out.name == "datapackage.json":
-        return "camtrap-dp"
-    if str(out) == "-" or out.suffix.lower() == ".csv":
-        return "csv"
-    if out.suffix.lower() == ".json":
-        return "md-json"
-    if out.is_dir():
-        raise UserError(f"{out}: is a folder; name a file (.csv, or .json for MegaDetector format), or "
-                        "FOLDER/datapackage.json (or --format camtrap-dp) for Camtrap DP")
-    raise UserError(f"--out {out}: cannot tell the format from its name; end it in .csv, .json or "
-                    "datapackage.json, or give --format csv, md-json or camtrap-dp")
 
 
 def camtrap_dp_folder(out: Path) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 from camtrap_fast.errors import UserError
 from camtrap_fast.report import read_metrics
 from camtrap_fast.study.config import Regime, StudyConfig, StudyRun
+from camtrap_fast.study.loss_spec import loss_slug
 
 # table.csv's metrics, in its order; rarest_k / commonest_k are metrics.json's rarest_accuracy / commonest_accuracy.
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1", "rarest_2", "rarest_5", "rarest_10",
@@ -41,7 +42,7 @@ class Model:
     @property
     def slug(self) -> str:
         """File names of the model's tables and figures."""
-        return self.regime.slug if self.label == self.regime.name else f"{self.regime.slug}-{self.loss}"
+        return self.regime.slug if self.label == self.regime.name else f"{self.regime.slug}-{loss_slug(self.loss)}"
 
     @property
     def final_phase(self) -> str:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camtrap_fast.errors import UserError
-from camtrap_fast.loss_config import LOSSES
 from camtrap_fast.sampling.spec import PRESETS, SamplingSpec, parse_sampling
 from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.head_config import PHASE2_METHODS
+from camtrap_fast.study.loss_spec import LossSpec, parse_loss_spec
 from camtrap_fast.train.options import FLAG_OF_FIELD
 
 STUDY_FORMAT = "camtrap-fast-study/1"
@@ -78,7 +78,7 @@ class Regime:
 @dataclass(frozen=True)
 class StudyRun:
     regime: Regime
-    loss: str
+    loss: str  # the loss SPEC's canonical text
     seed: int
     root: Path
     label: str  # the model's name in the tables: the regime, plus the loss when it is not the study's
@@ -100,29 +100,35 @@ class StudyRun:
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """train: the study's train options; its sampling, seed, loss name and two_phase are set per run.
-    scale: the factor --scale-regimes applied to the presets (None: as given); train_images: what it came from."""
+    """train: the study's train options; its sampling, seed, loss and two_phase are set per run.
+    losses: each --loss SPEC (a text is parsed on top of train.loss). scale: the factor --scale-regimes applied to
+    the presets (None: as given); train_images: what it came from."""
 
     out: Path
     train: TrainConfig
     regimes: tuple[Regime, ...]
     seeds: tuple[int, ...] = DEFAULT_SEEDS
-    losses: tuple[str, ...] = (DEFAULT_LOSS,)
+    losses: tuple[LossSpec, ...] = (DEFAULT_LOSS,)
     methods: tuple[str, ...] = PHASE2_METHODS
     scale: float | None = None
     train_images: int | None = None
+    frames: str = "all"  # "first": table_focal.md adds first-frame scores (no run depends on it, so a rerun may change it)
 
     def __post_init__(self) -> None:
         if not self.regimes:
             raise UserError("--regime: give at least one regime")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
             raise UserError(f"--seeds {','.join(map(str, self.seeds))}: give distinct whole numbers >= 0")
-        for loss in self.losses:
-            if loss not in LOSSES:
-                raise UserError(f"--losses {','.join(self.losses)}: unknown loss {loss!r}; choose from "
-                                f"{', '.join(LOSSES)}")
-        if not self.losses or len(set(self.losses)) != len(self.losses):
-            raise UserError(f"--losses {','.join(self.losses)}: give each loss once")
+        losses = tuple(parse_loss_spec(loss, self.train.loss) if isinstance(loss, str) else loss
+                       for loss in self.losses)
+        object.__setattr__(self, "losses", losses)
+        if not losses:
+            raise UserError("--loss: give at least one loss")
+        for i, loss in enumerate(losses):
+            for other in losses[:i]:
+                if other.config == loss.config or other.slug == loss.slug:
+                    raise UserError(f"--loss {other.text} and --loss {loss.text} are the same loss or share the "
+                                    f"folder name {loss.slug}; give each once")
         for i, regime in enumerate(self.regimes):
             for other in self.regimes[:i]:
                 if other.slug == regime.slug or other.identity == regime.identity:
@@ -132,27 +138,32 @@ class StudyConfig:
     def label(self, regime: Regime, loss: str) -> str:
         return regime.name if loss == DEFAULT_LOSS else f"{regime.name}+{loss}"
 
+    @property
+    def loss_texts(self) -> tuple[str, ...]:
+        return tuple(loss.text for loss in self.losses)
+
     def models(self) -> list[tuple[str, Regime, str]]:
-        """(label, regime, loss) per model, losses outer, regimes in the order given."""
-        return [(self.label(regime, loss), regime, loss) for loss in self.losses for regime in self.regimes]
+        """(label, regime, loss SPEC text) per model, losses outer, regimes in the order given."""
+        return [(self.label(regime, loss.text), regime, loss.text) for loss in self.losses for regime in self.regimes]
 
     def runs(self) -> list[StudyRun]:
         """Every run, seed by seed: after the first len(models) runs the study is complete at one seed, and the
         time estimate has seen every regime."""
-        return [StudyRun(regime, loss, seed, self.out / "runs" / regime.slug / loss / f"seed-{seed}", label)
+        slugs = {loss.text: loss.slug for loss in self.losses}
+        return [StudyRun(regime, loss, seed, self.out / "runs" / regime.slug / slugs[loss] / f"seed-{seed}", label)
                 for seed in self.seeds for label, regime, loss in self.models()]
 
     def run_config(self, run: StudyRun) -> TrainConfig:
+        loss = next(spec.config for spec in self.losses if spec.text == run.loss)
         return dataclasses.replace(self.train, sampling=run.regime.spec, seed=run.seed,
-                                   two_phase=run.regime.two_phase,
-                                   loss=dataclasses.replace(self.train.loss, name=run.loss))
+                                   two_phase=run.regime.two_phase, loss=loss)
 
     # --- study.json ---------------------------------------------------------------------------------
 
     def as_dict(self, shards_fingerprint: str) -> dict:
         return {"format": STUDY_FORMAT, "shards_fingerprint": shards_fingerprint,
                 "regimes": [r.as_dict() for r in self.regimes], "seeds": list(self.seeds),
-                "losses": list(self.losses), "methods": list(self.methods),
+                "losses": list(self.loss_texts), "methods": list(self.methods),
                 "scale_regimes": None if self.scale is None else {"factor": self.scale,
                                                                    "train_images": self.train_images},
                 "train": self.train.as_dict()}
@@ -165,13 +176,27 @@ class StudyConfig:
             return None
         return tuple(seed for seed in self.seeds if seed not in theirs)
 
+    def added_losses(self, saved: dict) -> tuple[str, ...] | None:
+        """The loss SPECs this config adds to a saved study's (() when the same), or None when it drops one.
+
+        Losses follow the seeds' rule, for the same reason: each run depends only on its own (regime, loss, seed),
+        so the finished runs stay valid and an added loss only adds columns. A loss is never dropped: study.json
+        and the tables describe every run in the folder, and a study that silently lost a column (or a changed
+        SPEC, which is a drop and an add) would no longer be the study that was run."""
+        theirs = saved.get("losses")
+        if not isinstance(theirs, list) or not set(theirs) <= set(self.loss_texts):
+            return None
+        return tuple(text for text in self.loss_texts if text not in theirs)
+
     def continuing(self, saved: dict) -> StudyConfig:
-        """This config as the continuation of a saved study whose seeds it holds: the saved seeds in the saved
-        order, then the added ones, so the tables (and their floating-point sums) do not depend on the order
-        --seeds was written in."""
-        added = self.added_seeds(saved)
-        assert added is not None, "continuing() is for a config whose differences() are empty"
-        return dataclasses.replace(self, seeds=(*saved["seeds"], *added))
+        """This config as the continuation of a saved study whose seeds and losses it holds: the saved ones in the
+        saved order, then the added ones, so the tables (and their floating-point sums) do not depend on the order
+        --seeds or --loss was written in."""
+        added, added_losses = self.added_seeds(saved), self.added_losses(saved)
+        assert added is not None and added_losses is not None, "continuing() is for a config without differences()"
+        by_text = {loss.text: loss for loss in self.losses}
+        return dataclasses.replace(self, seeds=(*saved["seeds"], *added),
+                                   losses=tuple(by_text[text] for text in (*saved["losses"], *added_losses)))
 
     def differences(self, saved: dict, shards_fingerprint: str) -> list[str]:
         """What differs between a saved study.json and this config, each as 'FLAG THERE there, NOW now'."""
@@ -182,13 +207,16 @@ class StudyConfig:
                          "(the fingerprint differs)")
         shown = {"regimes": ("--regime", lambda rs: ",".join(f"{r['given']}={r['spec']}" for r in rs)),
                  "seeds": ("--seeds", lambda v: ",".join(map(str, v))),
-                 "losses": ("--losses", lambda v: ",".join(v)), "methods": ("--methods", lambda v: ",".join(v)),
+                 "losses": ("--loss", lambda v: " --loss ".join(v)), "methods": ("--methods", lambda v: ",".join(v)),
                  "scale_regimes": ("--scale-regimes", lambda v: "off" if v is None else f"x{v['factor']:.6g}")}
         for key, (flag, show) in shown.items():
             if key == "seeds" and self.added_seeds(saved) is not None:
                 continue  # seeds may be added to a study: its finished runs stay valid, the tables grow
+            if key == "losses" and self.added_losses(saved) is not None:
+                continue  # so may losses (added_losses says why)
             if saved.get(key) != mine[key]:
-                removed = " (seeds can be added to a study, not removed)" if key == "seeds" else ""
+                removed = {"seeds": " (seeds can be added to a study, not removed)",
+                           "losses": " (losses can be added to a study, not removed or changed)"}.get(key, "")
                 found.append(f"{flag} {show(saved.get(key)) if key in saved else '(none)'} there, "
                              f"{show(mine[key])} now{removed}")
         try:

@@ -1,7 +1,7 @@
 """The `study` command line -> StudyConfig: the study's own flags, and every train flag but the four it sets per run.
 
 `train.options` is the one table of train flags; the study leaves out the ones it decides itself (--sampling by
---regime, --seed by --seeds, --loss by --losses, --two-phase by the regime) and the ones that have no place in a
+--regime, --seed by --seeds, --loss by the study's own repeatable --loss SPEC, --two-phase by the regime) and the ones that have no place in a
 study (--compare: the study charts two-phase against its own baseline; --phase2: phase 2 is the study's retrain,
 and every method is fitted by `heads` anyway).
 """
@@ -34,10 +34,18 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", default=",".join(map(str, DEFAULT_SEEDS)), metavar="S1,S2,...",
                         help="one run per seed of every regime and loss, paired by seed in the claims (default 0,1,2); "
                         "rerun a study with more seeds to add them")
-    parser.add_argument("--losses", default=DEFAULT_LOSS, metavar="L1,L2,...",
-                        help="ce, focal and/or weighted-ce; every regime runs with each (default ce, the study's)")
+    parser.add_argument("--loss", action="append", metavar="SPEC", dest="loss_specs",
+                        help="a loss of the grid, NAME[:KEY=VALUE,...] with NAME ce, focal, weighted-ce or "
+                        "sigmoid-focal and KEY gamma, alpha (A1/A2/... per class), class-weights or beta, e.g. "
+                        "focal:gamma=2 or sigmoid-focal:alpha=0.25,gamma=1; repeat for more; every regime runs with "
+                        f"each (default {DEFAULT_LOSS}, the study's). Losses can be added to a study, not removed")
+    parser.add_argument("--losses", default=None, metavar="L1,L2,...",
+                        help="loss names joined by commas: --losses ce,focal is --loss ce --loss focal")
     parser.add_argument("--methods", default="all", metavar="all|M1,M2",
                         help="the phase-2 methods fitted on every run's cached features (default all)")
+    parser.add_argument("--frames", choices=("all", "first"), default="all",
+                        help="first: table_focal.md also scores every model on the first frame of each test "
+                        "sequence alone (as `eval --frames first`), from the runs' predictions (default all)")
     add_train_arguments(parser, skip=STUDY_DECIDES)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -45,11 +53,14 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
 def study_config_from_args(args: argparse.Namespace) -> StudyConfig:
     """UserErrors name the flag."""
     from camtrap_fast.sampling.scale import scale_factor
-    from camtrap_fast.train.heads.registry import parse_methods
+    from camtrap_fast.train.head_config import parse_methods
 
     train = config_from_args(args.shards, args)
     seeds = _integers(args.seeds, "--seeds")
-    losses = tuple(name.strip() for name in args.losses.split(",") if name.strip())
+    if args.loss_specs and args.losses:
+        raise UserError("--loss and --losses: give the losses one way (--loss SPEC, repeated)")
+    losses = tuple(args.loss_specs or (name.strip() for name in (args.losses or DEFAULT_LOSS).split(",")
+                                       if name.strip()))
     methods = parse_methods(args.methods)
     scale = train_images = None
     if args.scale_regimes:
@@ -58,7 +69,8 @@ def study_config_from_args(args: argparse.Namespace) -> StudyConfig:
         train_images = load_manifest(train.shards).splits["train"].samples
         scale = scale_factor(train_images)
     regimes = resolve_regimes(tuple(args.regime or DEFAULT_REGIMES), args.ros_ratios, scale)
-    return StudyConfig(args.out.expanduser().absolute(), train, regimes, seeds, losses, methods, scale, train_images)
+    return StudyConfig(args.out.expanduser().absolute(), train, regimes, seeds, losses, methods, scale, train_images,
+                       args.frames)
 
 
 def _integers(text: str, flag: str) -> tuple[int, ...]:

@@ -5,6 +5,8 @@ the tables, figures and claims.
                                       (more --seeds are added: only their runs are trained)
     STUDY/runs/REGIME/LOSS/seed-S/    ordinary training runs (+ study.json when finished)
     STUDY/table.csv, table.md         the study's tables, mean ± std over seeds
+    STUDY/table_focal.md              the focal-loss study's Table II: one column per --loss (--frames first:
+                                      each followed by the same on the first frame of each test sequence)
     STUDY/claims.md                   the study's claims, checked
     STUDY/species/MODEL.md, .csv      the appendix's per-species table per model
     STUDY/figures/                    per-species F1 change per two-phase model; macro F1 against accuracy
@@ -32,6 +34,8 @@ from camtrap_fast.shards.manifest import load_manifest
 from camtrap_fast.study.claims import check_claims, claims_md
 from camtrap_fast.study.collect import StudyScores, collect
 from camtrap_fast.study.config import RUN_MARKER, STUDY_FORMAT, StudyConfig, StudyRun
+from camtrap_fast.study.first_frames import first_frame_scores, first_frame_set
+from camtrap_fast.study.focal_table import table_focal_md
 from camtrap_fast.study.figures import plot_f1_change, plot_summary
 from camtrap_fast.study.tables import species_csv, species_md, table_csv, table_md
 from camtrap_fast.train.heads.runner import fit_heads
@@ -54,6 +58,8 @@ class StudyResult:
 def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
     study_started = time.perf_counter()
     manifest = load_manifest(config.train.shards)
+    if config.frames == "first":  # refused before any training when the shards record no sequences
+        first_frame_set(manifest, _scored_split(manifest))
     config = _claim_folder(config, manifest.fingerprint)
     runs = config.runs()
     seconds_of: dict[str, list[float]] = {}
@@ -75,7 +81,7 @@ def run_study(config: StudyConfig, progress: bool = True) -> StudyResult:
         seconds_of.setdefault(run.label, []).append(time.perf_counter() - run_started)
         trained += 1
     scores = collect(config)
-    files = write_outputs(config, scores)
+    files = write_outputs(config, scores, manifest)
     seconds = time.perf_counter() - study_started
     shared = (f"; eval images decoded once ({decoded.decoded_images}), served {decoded.served_images} times"
               if decoded.decoded_images else "")
@@ -137,12 +143,21 @@ def _claim_folder(config: StudyConfig, fingerprint: str) -> StudyConfig:
     return config
 
 
-def write_outputs(config: StudyConfig, scores: StudyScores) -> tuple[Path, ...]:
+def _scored_split(manifest) -> str:
+    test = manifest.splits.get("test")
+    return "test" if test is not None and test.samples else "val"
+
+
+def write_outputs(config: StudyConfig, scores: StudyScores, manifest=None) -> tuple[Path, ...]:
     out = config.out
     title = (f"Study on {config.train.shards.name}: {len(scores.models)} models × {len(scores.seeds)} seeds")
     notes = [_regime_note(config, scores, model) for model in scores.models]
+    first = None
+    if config.frames == "first":
+        first = first_frame_scores(config, scores, manifest or load_manifest(config.train.shards))
     files = [atomic.write_text(out / "table.csv", table_csv(scores)),
              atomic.write_text(out / "table.md", table_md(scores, title, notes)),
+             atomic.write_text(out / "table_focal.md", table_focal_md(scores, title, first)),
              atomic.write_text(out / "claims.md", claims_md(scores, check_claims(scores), f"Claims checked: {title}"))]
     for model in scores.models:
         files.append(atomic.write_text(out / "species" / f"{model.slug}.md", species_md(scores, model)))

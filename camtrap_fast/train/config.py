@@ -36,22 +36,39 @@ class ModelConfig:
     weights: Path | None = None  # a state-dict file the user supplies; random init otherwise, as in the study
 
 
+MONITORS = ("macro-f1", "loss")  # what phase 1's early stopping and best epoch watch on the val split
+AUTO_LR = "auto"  # --lr auto: the learning-rate range test (train.lr_find) picks it before phase 1
+
+
 @dataclass(frozen=True)
 class Phase1Config:
-    """Phase 1 (the whole of a baseline run): the study's Adam, lr 1e-3, batch 64; early stopping on val macro-F1."""
+    """Phase 1 (the whole of a baseline run): the study's Adam, lr 1e-3, batch 64; early stopping on val macro-F1.
+
+    lr: a number, or "auto" (the run's lr-find suggestion, recorded in RUN/lr_find/). monitor: early stopping and
+    the kept epoch follow validation macro-F1 (higher is better) or validation loss (lower). freeze_epochs: the
+    first N of the `epochs` train only the final layer (backbone frozen, its BatchNorm in eval mode), then the
+    whole network (fast.ai's fine_tune, MEWC)."""
 
     epochs: int = 30
     patience: int = 5
-    lr: float = 1e-3
+    lr: float | str = 1e-3
     batch_size: int = 64
+    freeze_epochs: int = 0
+    monitor: str = "macro-f1"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(name, value, "must be a whole number >= 1")
-        if not self.lr > 0:
-            raise ConfigError("lr", self.lr, "must be > 0")
+        if self.lr != AUTO_LR and (isinstance(self.lr, (bool, str)) or not self.lr > 0):
+            raise ConfigError("lr", self.lr, f"must be > 0, or {AUTO_LR} (the learning-rate finder picks it)")
+        freeze = self.freeze_epochs
+        if isinstance(freeze, bool) or not isinstance(freeze, int) or not 0 <= freeze < self.epochs:
+            raise ConfigError("freeze_epochs", freeze, f"must be a whole number from 0 to --epochs - 1 "
+                              f"({self.epochs - 1}): the whole network trains after the head-only epochs")
+        if self.monitor not in MONITORS:
+            raise ConfigError("monitor", self.monitor, f"choose {' or '.join(MONITORS)}")
 
 
 @dataclass(frozen=True)

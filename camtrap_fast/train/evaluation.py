@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from camtrap_fast.metrics import compute_metrics, group_labels, pool_by_group
 from camtrap_fast.pipelines import make_loader
 from camtrap_fast.report import read_metrics, write_report
 from camtrap_fast.sampling import plan_sampling
+from camtrap_fast.shards.frames import FRAMES, first_frames, split_first_frames
 from camtrap_fast.train.loops import predict
 from camtrap_fast.train.rundir import Run
 
@@ -38,18 +40,23 @@ def headline(metrics: dict) -> dict:
 
 
 def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Path | None = None,
-                 skip_corrupt: bool = False, aggregate: str = "none") -> tuple[Path, dict, dict | None]:
-    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/, and
-    with aggregate "sequence" the sequence-level report to RUN/eval-<split>/sequences/. Returns the report
-    folder, its metrics.json, and the sequence-level metrics.json (or None)."""
+                 skip_corrupt: bool = False, aggregate: str = "none", frames: str = "all") -> EvalResult:
+    """Re-evaluate a finished run's final model on a split of its shards; reports go to RUN/eval-<split>/, with
+    aggregate "sequence" the sequence-level report to RUN/eval-<split>/sequences/, and with frames "first" the
+    report on the first frame of each sequence alone to RUN/eval-<split>/first-frames/ (shards.frames)."""
     if aggregate not in AGGREGATES:
         raise UserError(f"--aggregate {aggregate}: choose {' or '.join(AGGREGATES)}")
+    if frames not in FRAMES:
+        raise UserError(f"--frames {frames}: choose {' or '.join(FRAMES)}")
     run = Run(Path(run_dir))
     phase = run.final_phase()
     model, config, classes = run.load_model(resolve_device(device), phase)
     manifest = run.manifest(shards)
     if split not in manifest.splits or not manifest.splits[split].samples:
         raise UserError(f"{manifest.root}: split '{split}' has no samples")
+    index = manifest.load_index(split)
+    if frames == "first":  # refused before the model runs
+        first_frames(index.keys([0]), index.sequences(), [""] * len(index), {}, f"{manifest.root / split}")
     options = dataclasses.replace(config.loader, skip_corrupt=skip_corrupt)
     loader = make_loader(manifest, split, options.for_mode("eval", config.phase1.batch_size,
                                                            str(next(model.parameters()).device)))
@@ -62,7 +69,6 @@ def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Pat
         epoch_counts = None if recorded is None else [recorded[c] for c in classes]
     else:
         epoch_counts = plan_sampling(manifest.splits["train"].class_counts, config.sampling).target
-    index = manifest.load_index(split)
     out = run.eval_dir(split)
     extra = {"phase": phase, "split": split, "model": str(run.model_path(phase)),
              "skipped_corrupt": len(loader.skipped_samples), "eval_crop": config.loader.eval_crop}
@@ -78,7 +84,26 @@ def evaluate_run(run_dir, split: str = "test", device: str = "auto", shards: Pat
             out / "sequences", truth, pooled.argmax(axis=1), pooled.max(axis=1), ids, classes, train_counts,
             {**extra, "level": "sequence", "frames": len(groups),
              "grouped_by": "sequence id; else source image (its crops); else the sample itself"}, epoch_counts)
-    return out, metrics, sequence_metrics
+    first_metrics = None
+    if frames == "first":
+        chosen = split_first_frames(manifest, split, scored.positions)
+        rows = np.flatnonzero(chosen.mask)
+        first_metrics = write_phase_report(
+            out / "first-frames", scored.y_true[rows], scored.y_pred[rows], scored.confidence[rows],
+            [keys[r] for r in rows], classes, train_counts,
+            {**extra, "frames": "first", "sequences": chosen.sequences, "frames_ordered_by": chosen.ordered_by,
+             "chosen": chosen.describe()}, epoch_counts)
+    return EvalResult(out, metrics, sequence_metrics, first_metrics)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The report folder and its metrics.json; the sequence-level and the first-frame metrics.json when asked."""
+
+    out: Path
+    metrics: dict
+    sequences: dict | None = None
+    first_frames: dict | None = None
 
 
 def sequence_groups(index, positions) -> list[str]:

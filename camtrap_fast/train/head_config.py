@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from camtrap_fast.errors import ConfigError
+from camtrap_fast.errors import ConfigError, UserError
 
 # The phase-2 methods (train.heads.registry maps each to its fit function). retrain is the study's phase 2;
 # the others act on the same cached features (Kang et al. 2020; Menon et al. 2021; Ren et al. 2020).
@@ -50,3 +50,17 @@ class HeadConfig:
             raise ConfigError("method", self.method, f"unknown phase-2 method; choose one of {', '.join(PHASE2_METHODS)}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError("num_threads", self.num_threads, "must be >= 1 or None")
+
+
+def parse_methods(text: str | None) -> tuple[str, ...]:
+    """`all` (or None) -> every method; `m1,m2` -> those, in the order given; UserError naming --methods."""
+    if text is None or text.strip() == "all":
+        return PHASE2_METHODS
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in PHASE2_METHODS]
+    if unknown or not names:
+        raise UserError(f"--methods {text}: unknown method {unknown[0] if unknown else '(none)'!r}; "
+                        f"give all or a comma-separated list of {', '.join(PHASE2_METHODS)}")
+    if len(set(names)) != len(names):
+        raise UserError(f"--methods {text}: a method is named twice")
+    return names

@@ -12,8 +12,11 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
 - gathers each epoch's shuffled rows in chunks into a reused buffer and takes batches as views of it
   that are made once: no per-step indexing, allocation or view creation;
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
-What remains per step is two matmuls, a softmax, a scatter and the Adam kernel; the matmuls dominate.
-Two of those steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
+What remains per step is two matmuls, a softmax, a scatter and the Adam kernel. Even so each step costs
+~10 torch dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the chunk's steps run
+in C instead (train/headloop.c via headloop.py: the same arithmetic, the BLAS sgemm torch itself calls, its
+loss_gradient the one place per loss of d loss / d logits); the torch steps below are its fallback.
+Two of the torch steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
 bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
 `torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
 to the plain loop. It computes what `head_reference.train_head_reference` computes with nn.Linear + loss
@@ -32,9 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from camtrap_fast.losses import FOCAL_MIN_MARGIN, LossConfig
+from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmoid_focal_dlogits,
+                                 sigmoid_focal_per_sample)
+from camtrap_fast.train import headloop
+from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
-from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, fit_epochs, shuffled_order
+from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, check_inputs, fit_epochs, shuffled_order
 
 __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
            "torch_threads", "train_head"]
@@ -43,6 +49,9 @@ __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", 
 # per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
 CHUNK_BATCHES = 32
 ROW_ALIGN = 8  # fp32 values: 32 bytes
+# Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
+# and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
+COMPILED_LOOP = True
 # Rows per matmul when predicting the validation set.
 EVAL_ROWS = 16384
 
@@ -56,15 +65,22 @@ class _LossTerms:
     logit_offset: a per-class constant added to the logits in training only (balanced softmax: log n_y). The
     loss sees logits + offset, so the formula above holds with the softmax of the offset logits; since
     d logits / d bias = 1, the offset is carried inside the trained bias (bias + offset) and taken out again
-    for validation and the result: the same updates at no cost per step."""
+    for validation and the result: the same updates at no cost per step.
+
+    sigmoid: TF Addons' sigmoid focal loss instead (one-vs-all, not a softmax): d loss_i / d logits_i is
+    `losses.sigmoid_focal_dlogits` / batch size, with positive_alpha its per-class alpha (None: no alpha factor)."""
 
     gamma: float = 0.0
     class_weights: torch.Tensor | None = None
     weighted_mean: bool = False
     logit_offset: torch.Tensor | None = None
+    sigmoid: bool = False
+    positive_alpha: torch.Tensor | None = None
 
 
 def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
+    if loss.name == "sigmoid-focal":
+        return _LossTerms(loss.focal_gamma, sigmoid=True, positive_alpha=loss.positive_alpha(len(class_counts)))
     weights = loss.per_class_weights(class_counts)
     if loss.name == "focal":
         return _LossTerms(loss.focal_gamma, weights)
@@ -82,47 +98,10 @@ def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[Non
         torch.set_num_threads(previous)
 
 
-def _check_inputs(head: nn.Linear, features: torch.Tensor, labels: torch.Tensor, role: str) -> None:
-    if features.ndim != 2 or features.shape[1] != head.in_features:
-        raise ValueError(f"{role} features have shape {tuple(features.shape)}; the head expects N x {head.in_features}")
-    if not features.is_floating_point():
-        raise ValueError(f"{role} features must be floating point (fp16/bf16/fp32), got {features.dtype}")
-    if labels.shape != (features.shape[0],):
-        raise ValueError(f"{role} labels have shape {tuple(labels.shape)}; "
-                         f"give one label per feature row ({features.shape[0]})")
-    if len(labels) and (labels.min() < 0 or labels.max() >= head.out_features):
-        raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
-
-
 def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """argmax of logits_of(rows) over `features` in blocks of EVAL_ROWS (int64)."""
     parts = [logits_of(rows).argmax(1) for rows in features.split(EVAL_ROWS)]
     return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
-
-
-class FlatAdam:
-    """Adam on one flat fp32 tensor whose gradient the caller writes into `grad`: torch.optim.Adam(fused=True)'s
-    kernel called directly (torch.optim.Adam.step() costs ~4x this per step, bench/phase2_head.py; 72,780 steps
-    at S9 scale), or that step itself with HeadConfig.public_ops."""
-
-    def __init__(self, theta: torch.Tensor, grad: torch.Tensor, config: HeadConfig, eps: float):
-        self.theta, self.grad, self.config, self.eps = theta, grad, config, eps
-        self.exp_avg = torch.zeros_like(theta)
-        self.exp_avg_sq = torch.zeros_like(theta)
-        self._optimizer: torch.optim.Adam | None = None  # public_ops only
-
-    def step(self, step_count: torch.Tensor) -> None:
-        beta1, beta2 = self.config.betas
-        if self.config.public_ops:
-            if self._optimizer is None:
-                self.theta.grad = self.grad  # the gradient buffer the loop writes into
-                self._optimizer = torch.optim.Adam([self.theta], lr=self.config.lr, betas=(beta1, beta2),
-                                                   eps=self.eps, fused=True)
-            self._optimizer.step()
-            return
-        torch._fused_adam_([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [step_count],
-                           lr=self.config.lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
 
 
 class _FusedHead:
@@ -157,7 +136,13 @@ class _FusedHead:
                 raise ValueError(f"the loss has {len(terms.class_weights)} class weights "
                                  f"for a head of {self.num_classes} classes")
             self.class_weights = terms.class_weights.to(device=device, dtype=torch.float32)
+        self.positive_alpha = None
+        if terms.positive_alpha is not None:
+            if terms.positive_alpha.shape != (c,):
+                raise ValueError(f"the loss has {len(terms.positive_alpha)} alphas for a head of {c} classes")
+            self.positive_alpha = terms.positive_alpha.to(device=device, dtype=torch.float32)
         self.zero = torch.zeros((), device=device)
+        self._eval_rows = self._eval_logits = None  # eval_logits' (key, value) caches
         chunk = CHUNK_BATCHES * config.batch_size
         self.inputs = torch.zeros(chunk, width, device=device)
         self.inputs[:, d] = 1.0  # the bias input
@@ -167,6 +152,9 @@ class _FusedHead:
         self.dlogits = torch.empty(chunk, self.num_classes, device=device)
         self.row_scale = torch.empty(chunk, 1, device=device)
         self.minus_one = torch.full((config.batch_size, 1), -1.0, device=device)
+        # The compiled steps where they can run (CPU, private ops; COMPILED_LOOP off for comparisons), else torch's.
+        usable = COMPILED_LOOP and device.type == "cpu" and not config.public_ops
+        self.compiled = headloop.load() if usable else None
         # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
         self.full_chunk_batches = self._batch_views(chunk)
 
@@ -183,13 +171,28 @@ class _FusedHead:
         return {"weight": self.weight[:, :d].contiguous().cpu(), "bias": (self.weight[:, d] - self.offset).cpu()}
 
     def predict(self, features: torch.Tensor) -> torch.Tensor:
-        weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
-        return predict_rows(features, lambda rows: torch.addmm(bias, rows.float(), weight_t))
+        return self.eval_logits(features).argmax(1)
+
+    def eval_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The head's logits (without the training-only offset) over `features`, for validation. Computed once per
+        epoch (predict and the validation loss share them) from an fp32 copy of the rows made once (widening
+        19k x 512 fp16 rows every epoch cost more than the matmul), so both are kept for the next call."""
+        if self._eval_rows is None or self._eval_rows[0] is not features:  # the tensor itself, held: never stale
+            self._eval_rows, self._eval_logits = (features, features.float()), None
+        if self._eval_logits is None or self._eval_logits[0] != self.steps_done:
+            weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+            rows = self._eval_rows[1]
+            logits = torch.cat([torch.addmm(bias, part, weight_t) for part in rows.split(EVAL_ROWS)]) if len(rows) \
+                else torch.empty(0, self.num_classes, device=rows.device)
+            self._eval_logits = (self.steps_done, logits)
+        return self._eval_logits[1]
 
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
         n = len(indices)
         d = self.in_features
-        if features.dtype == torch.float32:
+        if self.compiled is not None and self.compiled.gather(features, indices, self.inputs):
+            pass  # gathered and widened in C straight into the chunk buffer (torch's index_select: 3x the time)
+        elif features.dtype == torch.float32:
             torch.index_select(features, 0, indices, out=self.inputs[:n, :d])
         else:  # gather in the storage dtype (less memory traffic), widen once per chunk
             if self.staging is None or self.staging.dtype != features.dtype:
@@ -218,6 +221,11 @@ class _FusedHead:
     def _chunk_loss(self, n: int) -> torch.Tensor:
         """Sum over the chunk's batches of each batch's loss, from the logits kept for the chunk."""
         logits, targets = self.logits[:n], self.targets[:n, 0]
+        if self.terms.sigmoid:
+            totals, _ = self._batch_sums(sigmoid_focal_per_sample(logits, targets, self.terms.gamma,
+                                                                  self.positive_alpha), n)
+            divisors, _ = self._batch_sums(torch.ones(n, device=logits.device), n)
+            return (totals / divisors).sum()
         log_p = torch.log_softmax(logits, 1).gather(1, targets[:, None]).squeeze(1)  # half logsumexp's cost
         per_row = -log_p
         if self.terms.gamma != 0:
@@ -235,6 +243,8 @@ class _FusedHead:
         eps * batch_size gives exactly the updates of the unscaled gradient.
         """
         b = self.config.batch_size
+        if self.terms.sigmoid and self.compiled is None:
+            return self._train_epoch_sigmoid(features, labels, order)
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
@@ -249,6 +259,10 @@ class _FusedHead:
             n = self._load_chunk(features, labels, order[start : start + chunk])
             if static_scale:
                 self._static_row_scale(n)
+            if self.compiled is not None:  # the same steps in C: no per-step dispatch (headloop.c)
+                step += self._compiled_steps(n, static_scale, dynamic_scale, self.steps_done + step)
+                loss_sum += self._chunk_loss(n)
+                continue
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
                 rows = len(inputs)
@@ -262,6 +276,46 @@ class _FusedHead:
                 elif rows != b:  # a short last batch: its mean divides by rows, the others' by b
                     dlogits.mul_(b / rows)
                 # gradient (x batch_size) = dlogits^T inputs, the bias column included
+                torch.mm(dlogits_t, inputs, out=self.grad_w)
+                self.adam.step(step_counts[step])
+                step += 1
+            loss_sum += self._chunk_loss(n)
+        self.steps_done += num_batches
+        return float(loss_sum) / num_batches
+
+    def _compiled_steps(self, n: int, static_scale: bool, dynamic_scale: bool, steps_done: int) -> int:
+        """The chunk's steps through headloop.c; its loss_gradient is this loop's per-loss d loss / d logits."""
+        config = self.config
+        if self.terms.sigmoid:  # one-vs-all: per-class alpha in place of class weights, no row scale
+            loss, weights, row_scale = headloop.LOSS_SIGMOID_FOCAL, self.positive_alpha, None
+        else:
+            loss = headloop.LOSS_FOCAL if dynamic_scale else headloop.LOSS_SOFTMAX
+            weights = self.class_weights if dynamic_scale else None
+            row_scale = self.row_scale if static_scale else None
+        return self.compiled.run(
+            self.inputs, self.targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
+            self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size, loss, self.terms.gamma, FOCAL_MIN_MARGIN,
+            weights, config.lr, config.betas, self.adam.eps, steps_done)
+
+    def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
+        """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits
+        from `losses.sigmoid_focal_dlogits` (its closed form, and the only place it is written)."""
+        b = self.config.batch_size
+        num_batches = -(-len(order) // b)
+        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
+                                   dtype=torch.float32, device=self.theta.device).unbind(0)
+        loss_sum = self.zero.clone()
+        step = 0
+        weight_t = self.weight.t()
+        chunk = len(self.inputs)
+        for start in range(0, len(order), chunk):
+            n = self._load_chunk(features, labels, order[start : start + chunk])
+            batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
+            for inputs, targets, logits, dlogits, dlogits_t, _ in batches:
+                torch.mm(inputs, weight_t, out=logits)
+                sigmoid_focal_dlogits(logits, targets[:, 0], self.terms.gamma, self.positive_alpha, out=dlogits)
+                if len(inputs) != b:  # the mean over a short batch divides by its rows; the kept gradient is x b
+                    dlogits.mul_(b / len(inputs))
                 torch.mm(dlogits_t, inputs, out=self.grad_w)
                 self.adam.step(step_counts[step])
                 step += 1
@@ -314,17 +368,25 @@ def train_head(
     started = time.perf_counter()
     device = train_features.device
     train_labels = train_labels.to(device=device, dtype=torch.int64)
-    _check_inputs(head, train_features, train_labels, "training")
+    check_inputs(head, train_features, train_labels, "training")
     has_val = val_features is not None and val_labels is not None and len(val_labels) > 0
     if has_val:
-        _check_inputs(head, val_features, val_labels, "validation")
+        check_inputs(head, val_features, val_labels, "validation")
     if len(train_labels) == 0:
         raise ValueError("no training features; phase 2 needs at least one labelled feature row")
     counts = torch.bincount(train_labels, minlength=head.out_features).cpu().numpy()
     terms = _loss_terms(loss, counts)
     if logit_offset is not None:
         terms = dataclasses.replace(terms, logit_offset=torch.as_tensor(logit_offset, dtype=torch.float32))
+    val_loss_of = None
+    if has_val:  # the run's loss (its class weights from the training counts) on the validation rows
+        loss_fn = build_loss(loss, counts).to(device)
+        val_rows, val_targets = val_features.to(device), val_labels.to(device=device, dtype=torch.int64)
+
+        def val_loss_of() -> float:
+            return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
+
     with torch_threads(config.num_threads, device), torch.no_grad():
         trainer = _FusedHead(head, config, terms, device)
         return fit_epochs(trainer, train_features.contiguous(), train_labels, val_features if has_val else None,
-                          val_labels if has_val else None, config, seed, order_for_epoch, started)
+                          val_labels if has_val else None, config, seed, order_for_epoch, started, val_loss_of)

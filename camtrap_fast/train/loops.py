@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from camtrap_fast.train.freezing import freeze_batchnorm
+
 
 @dataclass(frozen=True)
 class EpochStats:
@@ -35,9 +37,12 @@ def model_layout(inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def train_one_epoch(model, batches, num_samples: int, epoch: int, optimizer, loss_fn, device,
-                    progress: bool) -> EpochStats:
-    """One pass over `batches` ((inputs, labels) from a loader's `epoch` or `stream`)."""
+                    progress: bool, head_only: bool = False) -> EpochStats:
+    """One pass over `batches` ((inputs, labels) from a loader's `epoch` or `stream`). head_only: the backbone is
+    frozen (train.freezing), so its BatchNorm layers stay in eval mode: their running statistics are not updated."""
     model.train()
+    if head_only:
+        freeze_batchnorm(model)
     total_loss = torch.zeros((), device=device)
     images = 0
     start = time.perf_counter()
@@ -66,6 +71,7 @@ class SplitPredictions:
     y_true: np.ndarray  # int64 (n,)
     probabilities: torch.Tensor  # float32 (n, C), on the CPU
     positions: np.ndarray  # int64 (n,)
+    logits: torch.Tensor | None = None  # float32 (n, C), on the CPU: what a validation loss is computed on
 
     @property
     def y_pred(self) -> np.ndarray:
@@ -79,12 +85,21 @@ class SplitPredictions:
 @torch.inference_mode()
 def predict(forward, loader, num_samples: int, device) -> SplitPredictions:
     """The softmax outputs of `forward` over a split's first `num_samples` samples, in index order."""
-    y_true, probabilities = [], []
+    y_true, probabilities, all_logits = [], [], []
     for inputs, labels in loader.epoch(np.arange(num_samples, dtype=np.int64), 0):
         with autocast_for(device):
             logits = forward(model_layout(inputs, device))
-        probabilities.append(torch.softmax(logits.float(), dim=1).cpu())
+        all_logits.append(logits.float().cpu())
+        probabilities.append(torch.softmax(all_logits[-1], dim=1))
         y_true.append(labels.cpu())
     positions = np.setdiff1d(np.arange(num_samples, dtype=np.int64),
                              np.asarray(loader.skipped_positions, dtype=np.int64))
-    return SplitPredictions(torch.cat(y_true).numpy(), torch.cat(probabilities), positions)
+    return SplitPredictions(torch.cat(y_true).numpy(), torch.cat(probabilities), positions, torch.cat(all_logits))
+
+
+@torch.inference_mode()
+def split_loss(predictions: SplitPredictions, loss_fn, device) -> float:
+    """The training loss (`loss_fn`, the run's) of a split's logits against its labels: the validation loss."""
+    logits = predictions.logits.to(device)
+    labels = torch.as_tensor(predictions.y_true, dtype=torch.int64, device=device)
+    return float(loss_fn(logits, labels))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from camtrap_fast.errors import ConfigError, UserError
 from camtrap_fast.sampling.spec import PAPER_ROS_RATIOS, format_ros_ratios, parse_sampling
-from camtrap_fast.train.config import TrainConfig
+from camtrap_fast.train.config import AUTO_LR, TrainConfig
 
 SWITCH = "switch"  # a flag without a value (store_true)
 
@@ -34,13 +34,24 @@ class Flag:
         return self.name.lstrip("-").replace("-", "_")
 
 
-def _focal_alpha(text: str) -> float | str:
+def _focal_alpha(text: str) -> float | str | tuple[float, ...]:
     if text == "inverse-frequency":
+        return text
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number, one number per class joined by commas, or inverse-frequency") \
+            from None
+    return values[0] if len(values) == 1 else values
+
+
+def _lr(text: str) -> float | str:
+    if text == AUTO_LR:
         return text
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("a number > 0, or inverse-frequency") from None
+        raise argparse.ArgumentTypeError(f"a number > 0, or {AUTO_LR}") from None
 
 
 FLAGS = (
@@ -52,15 +63,22 @@ FLAGS = (
          "SCHEDULE"),
     Flag("--arch", "model.arch", str, "any torchvision classification model"),
     Flag("--weights", "model.weights", Path, "start from this state-dict file (random init if omitted)", "FILE"),
-    Flag("--loss", "loss.name", str, "ce, focal or weighted-ce"),
-    Flag("--focal-gamma", "loss.focal_gamma", float, "focal loss exponent"),
-    Flag("--focal-alpha", "loss.focal_alpha", _focal_alpha, "focal loss class factor: a number, or "
-         "inverse-frequency (none if omitted)"),
+    Flag("--loss", "loss.name", str, "ce, focal (softmax), weighted-ce or sigmoid-focal (TF Addons' "
+         "SigmoidFocalCrossEntropy: one-vs-all, alpha on positives and 1 - alpha on negatives)"),
+    Flag("--focal-gamma", "loss.focal_gamma", float, "focal and sigmoid-focal exponent"),
+    Flag("--focal-alpha", "loss.focal_alpha", _focal_alpha, "focal: a class factor > 0, one per class (A1,A2,...) "
+         "or inverse-frequency; sigmoid-focal: alpha in (0, 1] (TF Addons' default 0.25) or one per class "
+         "(none if omitted)", "ALPHA"),
     Flag("--class-weights", "loss.class_weights", str, "weighted-ce: inverse-frequency or effective-number"),
     Flag("--epochs", "phase1.epochs", int, "maximum phase-1 epochs"),
     Flag("--patience", "phase1.patience", int, "phase-1 early-stopping patience, in epochs without a better "
-         "validation macro-F1"),
-    Flag("--lr", "phase1.lr", float, "phase-1 Adam learning rate"),
+         "validation score (--monitor)"),
+    Flag("--lr", "phase1.lr", _lr, "phase-1 Adam learning rate, or auto: run `lr-find` on the training plan "
+         "first and take its suggestion (recorded in RUN/lr_find/)", "LR"),
+    Flag("--freeze-epochs", "phase1.freeze_epochs", int, "train only the final layer (backbone frozen, BatchNorm in "
+         "eval mode) for the first N of --epochs, then the whole network (fast.ai's fine_tune)", "N"),
+    Flag("--monitor", "phase1.monitor", str, "what phase-1 early stopping and the kept epoch watch: macro-f1 "
+         "(validation macro-F1) or loss (validation loss)"),
     Flag("--batch-size", "phase1.batch_size", int, "phase-1 batch size (also the eval batch size)"),
     Flag("--head-epochs", "head.epochs", int, "maximum phase-2 epochs"),
     Flag("--head-lr", "head.lr", float, "phase-2 Adam learning rate"),
@@ -158,6 +176,8 @@ def user_error(section: str, error: ConfigError, given: dict | None = None) -> U
     value = error.value
     if given and field in given:
         value = given[field][1]
+    if isinstance(value, tuple):  # a per-class list, as it was typed
+        value = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     return UserError(f"{name} {value}: {error.problem}")
 
 

@@ -35,6 +35,7 @@ from camtrap_fast.model import build_model
 from camtrap_fast.shards.manifest import Manifest, load_manifest
 from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.options import FLAG_OF_FIELD
+from camtrap_fast.train.run_paths import require_run
 
 # Options a resumed run may change: they do not change what is trained, or they extend it (--epochs).
 # --skip-corrupt only leaves out samples that cannot be read, so every healthy sample trains as before; it is
@@ -120,10 +121,7 @@ class Run:
     # --- reading ------------------------------------------------------------------------------------
 
     def load_config(self) -> TrainConfig:
-        if not self.config_path.is_file():
-            hint = (f"; it is a study: its runs are {self.root / 'runs' / 'REGIME' / 'LOSS' / 'seed-S'}"
-                    if (self.root / "study.json").is_file() and (self.root / "runs").is_dir() else "")
-            raise UserError(f"{self.root}: not a camtrap-fast training run (no config.json){hint}")
+        require_run(self.root)
         try:
             return TrainConfig.from_json(self.config_path.read_text(encoding="utf-8"))
         except (ValueError, KeyError, TypeError) as error:

@@ -44,11 +44,21 @@ class Session:
     def __post_init__(self) -> None:
         if self.eval_split not in self.sizes:
             raise UserError(f"{self.manifest.root}: needs a val or test split to evaluate on (reshard with --split)")
+        if self.config.phase1.freeze_epochs and self.world.distributed:
+            raise UserError("--freeze-epochs with torchrun is not supported yet: DistributedDataParallel fixes the "
+                            "trained parameters when it wraps the model; train on one process")
+        if self.config.phase1.lr == "auto" and (self.world.distributed or self.config.stream_from):
+            raise UserError("--lr auto runs the range test on the local training plan, one process: give --lr "
+                            "with torchrun or --stream-from (find it first with `camtrap-fast lr-find SHARDS`)")
         if self.config.stream_from and self.world.distributed:
             raise UserError("--stream-from with torchrun is not supported yet: each rank would need its own shard part")
         if self.epoch_samples < 2:
             raise UserError(f"{self.manifest.root}: a phase-1 epoch has {self.epoch_samples} training image(s) "
                             f"(sampling {self.config.sampling.text}); at least 2 are needed to train")
+        alphas = self.config.loss.alpha_classes()
+        if alphas is not None and alphas != len(self.classes):
+            raise UserError(f"--focal-alpha: {alphas} values for the {len(self.classes)} classes of "
+                            f"{self.manifest.root}; give one per class, in the manifest's order, or one number")
         self._check_compare()
 
     def _check_compare(self) -> None:

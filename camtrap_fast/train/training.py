@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from camtrap_fast.atomic import save_torch
@@ -21,7 +22,7 @@ from camtrap_fast.model import build_model, split_backbone_head
 from camtrap_fast.pipelines import make_loader
 from camtrap_fast.report import plot_f1_change, read_metrics
 from camtrap_fast.shards.manifest import load_manifest
-from camtrap_fast.train.config import TrainConfig
+from camtrap_fast.train.config import AUTO_LR, TrainConfig
 from camtrap_fast.train.distributed import barrier, init_world, local_rank, shutdown
 from camtrap_fast.train.evaluation import headline, write_phase_report
 from camtrap_fast.train.loops import predict
@@ -93,7 +94,8 @@ def _train(session: Session, make_eval_loader: Callable) -> dict:
         if world.is_main:
             print(f"phase 1: {config.model.arch} on {plan.total_target} samples/epoch (sampling {config.sampling.text}), "
                   f"{train_loader.backend} backend on {device}, {session.parallelism.describe()}", flush=True)
-        state = fit_phase1(session, model, train_loader, eval_loaders.get("val"), loss1)
+        lr = phase1_lr(session, model, train_loader, loss1)
+        state = fit_phase1(session, model, train_loader, eval_loaders.get("val"), loss1, lr)
         if world.is_main:
             inner = model.module if world.distributed else model
             inner.load_state_dict(torch.load(run.model_path(1), map_location=device, weights_only=True))
@@ -102,6 +104,8 @@ def _train(session: Session, make_eval_loader: Callable) -> dict:
             metrics = write_phase_report(phase1_dir, scored.y_true, scored.y_pred, scored.confidence, keys, classes,
                                          session.train_counts, {
                 "phase": 1, "split": eval_split, "seconds": round(state.seconds, 2), "best_epoch": state.best_epoch,
+                "lr": lr, "lr_from": "lr-find" if config.phase1.lr == AUTO_LR else "--lr",
+                "monitor": config.phase1.monitor, "freeze_epochs": config.phase1.freeze_epochs,
                 "epochs_run": state.next_epoch, "sampling": config.sampling.text, "history": state.history,
                 "epoch_images_per_class": dict(zip(classes, map(int, phase1_targets))),
                 "skipped_corrupt": _skipped(train_loader, eval_loaders), "notes": session.notes()},
@@ -153,6 +157,31 @@ def _phase2(session: Session, model, eval_loaders: dict) -> dict:
     return summary
 
 
+def phase1_lr(session: Session, model, train_loader, loss_fn) -> float:
+    """Phase 1's lr: --lr, or with --lr auto the suggestion of a range test on the training plan, run once per run
+    (RUN/lr_find/: a resumed run reads it back) on a copy of the model, so training starts from the same weights."""
+    from camtrap_fast.train.lr_find import plan_batches, range_test, read_finding, write_finding
+
+    config, run = session.config, session.run
+    if config.phase1.lr != AUTO_LR:
+        return float(config.phase1.lr)
+    path = run.root / "lr_find" / "lr_find.json"
+    if session.resume and path.is_file():
+        finding = read_finding(path)
+    else:
+        labels = np.asarray(train_loader.index.labels, dtype=np.int64)
+        finding = range_test(model, plan_batches(train_loader, labels, session.plan, config.seed), loss_fn,
+                             session.device, batch_size=config.phase1.batch_size,
+                             head_only=config.phase1.freeze_epochs > 0)
+        write_finding(path.parent, finding, f"lr-find: {config.model.arch}, {config.loss.name} loss, sampling "
+                      f"{config.sampling.text}")
+    print(f"lr-find: {finding.describe()} -> {path.parent}", flush=True)
+    if finding.suggestion is None:
+        raise UserError(f"{path}: --lr auto: the range test found no descending stretch of the loss "
+                        f"({finding.stopped} after {len(finding.lrs)} batches); look at lr_find.png and give --lr")
+    return finding.suggestion
+
+
 def _phase1_to_run(session: Session) -> bool:
     """Whether phase 1 (still) has epochs to run. A resumed run whose phase 1 finished continues it only when
     more epochs are allowed now (a larger --epochs, or --patience after an early stop); otherwise says why not."""
@@ -170,7 +199,8 @@ def _phase1_to_run(session: Session) -> bool:
                   flush=True)
         return True
     if session.world.is_main:
-        how = (f"it stopped early (no gain in validation macro-F1 for {state.epochs_without_gain} epochs): "
+        score = "validation loss" if phase1.monitor == "loss" else "validation macro-F1"
+        how = (f"it stopped early (no gain in {score} for {state.epochs_without_gain} epochs): "
                "a larger --patience continues it" if stopped_early
                else f"it ran its {state.next_epoch} epochs: a larger --epochs continues it")
         print(f"resume: phase 1 already finished at epoch {state.next_epoch} (best: epoch {state.best_epoch}); "

@@ -117,7 +117,7 @@ class HeadFit:
 
 def from_head_result(method: str, result: HeadResult, epoch_counts, details: dict) -> HeadFit:
     """A gradient method's HeadFit from train_head's (or LWS's) result."""
-    history = [{"epoch": r.epoch, "train_loss": r.train_loss, "val_macro_f1": r.val_macro_f1,
+    history = [{"epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss, "val_macro_f1": r.val_macro_f1,
                 "val_accuracy": r.val_accuracy} for r in result.history]
     return HeadFit(method, result.head_state["weight"].float(), result.head_state["bias"].float(), "best_epoch",
                    result.best_epoch, result.best_val_macro_f1, tuple(int(n) for n in np.asarray(epoch_counts)),

@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from camtrap_fast.errors import UserError
-from camtrap_fast.train.head_config import PHASE2_METHODS
+from camtrap_fast.train.head_config import PHASE2_METHODS, parse_methods
 from camtrap_fast.train.head_training import torch_threads
 from camtrap_fast.train.heads.contract import HeadFit, HeadInputs
 from camtrap_fast.train.heads.gradient import fit_balanced_softmax, fit_crt, fit_retrain
@@ -28,6 +27,8 @@ METHODS: dict[str, Callable[[HeadInputs], HeadFit]] = {
 }
 GRADIENT_METHODS = ("retrain", "crt", "lws", "balanced-softmax")
 POSTHOC_METHODS = ("tau-norm", "logit-adjust", "ncm")
+assert tuple(METHODS) == PHASE2_METHODS  # parse_methods (head_config) reads the names without torch
+__all__ = ["METHODS", "GRADIENT_METHODS", "POSTHOC_METHODS", "fit_method", "parse_methods"]
 
 
 def fit_method(name: str, inputs: HeadInputs) -> HeadFit:
@@ -37,17 +38,3 @@ def fit_method(name: str, inputs: HeadInputs) -> HeadFit:
     with torch_threads(inputs.config.num_threads, torch.device("cpu")), torch.no_grad():
         fit = METHODS[name](inputs)
     return dataclasses.replace(fit, seconds=time.perf_counter() - started)
-
-
-def parse_methods(text: str | None) -> tuple[str, ...]:
-    """`all` (or None) -> every method; `m1,m2` -> those, in the order given; UserError naming --methods."""
-    if text is None or text.strip() == "all":
-        return PHASE2_METHODS
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in METHODS]
-    if unknown or not names:
-        raise UserError(f"--methods {text}: unknown method {unknown[0] if unknown else '(none)'!r}; "
-                        f"give all or a comma-separated list of {', '.join(PHASE2_METHODS)}")
-    if len(set(names)) != len(names):
-        raise UserError(f"--methods {text}: a method is named twice")
-    return names
