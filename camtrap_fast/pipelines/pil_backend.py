@@ -150,10 +150,12 @@ class _Requests(Sampler):
     def __init__(self, slots: int):
         self.batches = []  # a list (random access) or a generator (streaming)
         self.slots = slots
+        self._count = 0  # counts on across epochs: a new epoch's first batches never land in the slot still held
 
     def __iter__(self):
-        for k, request in enumerate(self.batches):
-            yield (*request, k % self.slots)
+        for request in self.batches:
+            slot, self._count = self._count % self.slots, self._count + 1
+            yield (*request, slot)
 
 
 class _BatchBuilder(Dataset):
