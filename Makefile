@@ -96,6 +96,7 @@ bench: setup
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/phase2_head.py
+	$(BIN)/python bench/train_throughput.py
 	test -f $(DEMO)/runs/two-phase/phase2/metrics.json || $(MAKE) --no-print-directory demo
 	$(BIN)/python bench/phase2.py --run $(DEMO)/runs/two-phase
 	$(BIN)/python bench/phase2_methods.py --run $(DEMO)/runs/two-phase
@@ -114,6 +115,7 @@ bench-ci: setup
 	$(BIN)/python bench/phase2_head.py --ci
 	$(BIN)/python bench/phase2.py --ci
 	$(BIN)/python bench/phase2_methods.py --ci
+	$(BIN)/python bench/train_throughput.py --ci
 	$(BIN)/python bench/results.py check --since $(BENCH_RESULTS)/.started
 
 clean:

@@ -44,6 +44,8 @@ TARGETS: tuple[Target, ...] = (
     Target("micro", "encode_vs_naive", 3.0, 1.5, "naive full decode ÷ encode_image, one 2048×1536 photo (median)"),
     Target("micro", "epoch_order_vs_multinomial", 2.0, 1.0, "torch.multinomial draw ÷ exact epoch order (median)"),
     Target("startup", "budget_vs_slowest", 1.0, 0.5, "0.5 s ÷ the slowest --help or argument-error answer"),
+    Target("train_throughput", "real_vs_synthetic_64", 0.9, 0.7, "phase-1 images/s, real loader ÷ in-memory tensors, 64 px"),
+    Target("train_throughput", "real_vs_synthetic_224", 0.9, 0.7, "the same at 224 px"),
 )
 
 

@@ -44,7 +44,7 @@ def test_every_flag_reaches_its_field():
                    "--backend", "pil",
                    "--image-size", "96", "--crop-scale-min", "0.5", "--workers", "0", "--skip-corrupt",
                    "--eval-crop", "full",
-                   "--device", "cpu", "--seed", "5", "--stream-from", "pipe:cat x")
+                   "--device", "cpu", "--threads", "3", "--seed", "5", "--stream-from", "pipe:cat x")
     assert config.two_phase and config.model == ModelConfig("resnet34")
     assert config.sampling == parse_sampling("paper-ros-rus-5k", "50:9,inf:3")
     assert config.loss == LossConfig("focal", focal_gamma=1.5, focal_alpha="inverse-frequency")
@@ -52,8 +52,8 @@ def test_every_flag_reaches_its_field():
     assert parse("--lr", "auto").phase1.lr == "auto"
     assert config.head == HeadConfig(epochs=4, lr=0.02, batch_size=8, patience=3, method="lws")
     assert config.loader == LoaderOptions("pil", 96, 0.5, 0, True, "full")
-    assert (config.device, config.seed, config.stream_from) == ("cpu", 5, "pipe:cat x")
-    assert len(FLAGS) == 30  # a new flag needs a line above
+    assert (config.device, config.threads, config.seed, config.stream_from) == ("cpu", 3, 5, "pipe:cat x")
+    assert len(FLAGS) == 31  # a new flag needs a line above
 
 
 def test_config_json_round_trips_exactly(tmp_path):
@@ -64,7 +64,7 @@ def test_config_json_round_trips_exactly(tmp_path):
         sampling=parse_sampling("ros:42,rus:126", "1:10,4:8,8:6,inf:4"),
         loss=LossConfig("weighted-ce", class_weights="effective-number", beta=0.99),
         phase1=Phase1Config(3, 2, 0.003, 32), head=HeadConfig(5, 0.01, 16, None, (0.8, 0.99), 1e-7, 2, method="ncm"),
-        loader=LoaderOptions("dali", 64, 0.35, 1, True, "full"), device="cuda:1", seed=9, compare=tmp_path / "base",
+        loader=LoaderOptions("dali", 64, 0.35, 1, True, "full"), device="cuda:1", threads=4, seed=9, compare=tmp_path / "base",
         stream_from="http://x/shards")
     assert TrainConfig.from_json(config.to_json()) == config
     assert TrainConfig.from_json(TrainConfig(shards=Path("/s")).to_json()) == TrainConfig(shards=Path("/s"))
@@ -84,6 +84,11 @@ def test_config_json_round_trips_exactly(tmp_path):
     assert TrainConfig.from_json(json.dumps(older)).phase1 == Phase1Config(3, 2, 0.003, 32)
     auto = dataclasses.replace(config, phase1=Phase1Config(8, 3, "auto", 32, freeze_epochs=2, monitor="loss"))
     assert TrainConfig.from_json(auto.to_json()) == auto
+    # one written before the automatic CPU split: its --workers 2 stays, its torch threads become automatic
+    del older["threads"]
+    older["loader"]["workers"] = 2
+    assert (TrainConfig.from_json(json.dumps(older)).threads, TrainConfig.from_json(json.dumps(older)).loader.workers) \
+        == (None, 2)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -103,6 +108,7 @@ def test_config_json_round_trips_exactly(tmp_path):
     (["--backend", "gpu"], "--backend gpu: choose auto, dali, pil"),
     (["--eval-crop", "middle"], "--eval-crop middle: choose center or full"),
     (["--seed", "-1"], "--seed -1: must be a whole number >= 0"),
+    (["--threads", "0"], "--threads 0: must be a whole number >= 1"),
     (["--sampling", "bogus"], "--sampling 'bogus': unknown sampling preset"),
     (["--phase2", "svm"], "--phase2 svm: unknown phase-2 method; choose one of retrain, crt, tau-norm"),
     (["--phase2", "crt"], "--phase2 crt: needs --two-phase"),

@@ -19,7 +19,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--image-size", type=int, default=64, help="training crop in pixels (default 64)")
     parser.add_argument("--epochs", type=int, default=8, help="maximum phase-1 epochs per run (default 8)")
     parser.add_argument("--backend", default="auto", help="auto, dali or pil")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="loader workers and shard processes (default auto: see `train --help`)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-crops", action="store_true",
                         help="skip the run on MegaDetector crops (whole frames only, as before)")
@@ -55,8 +56,11 @@ def run(args: argparse.Namespace) -> int:
     from camtrap_fast.synth import synthesize
     from camtrap_fast.train import train
 
+    from camtrap_fast.pipelines import default_workers
+
     started = time.perf_counter()
     work = args.workdir
+    shard_workers = args.workers or default_workers()
     images, shards, runs = work / "images", work / "shards", work / "runs"
     steps = 4 if args.no_crops else 5
     print(f"[1/{steps}] synthesizing demo images (scale {args.scale}) and a simulated MegaDetector run into {images}",
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[2/{steps}] sharding into {shards}", flush=True)
     shard_size = round(args.image_size * 80 / 64)  # resize once to a little above the crop
     build_shards(ShardJob(source=images / "annotations.json", out=shards, encode=EncodeConfig(size=shard_size),
-                          shard_size=1000, workers=args.workers, seed=args.seed, overwrite=True, progress=False,
+                          shard_size=1000, workers=shard_workers, seed=args.seed, overwrite=True, progress=False,
                           command=("camtrap-fast", "demo")))
     from camtrap_fast.shards.manifest import load_manifest
 
@@ -90,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
               f"simulated detector's boxes at conf >= 0.2, sharded into {crop_shards})", flush=True)
         build_shards(ShardJob(source=images / "annotations.json", out=crop_shards,
                               encode=EncodeConfig(size=shard_size), crops=CropConfig("detections", synth.detections_path),
-                              shard_size=1000, workers=args.workers, seed=args.seed, overwrite=True, progress=False,
+                              shard_size=1000, workers=shard_workers, seed=args.seed, overwrite=True, progress=False,
                               command=("camtrap-fast", "demo")))
         crop_sampling, crop_ratios = scaled_sampling(load_manifest(crop_shards).splits["train"].samples)
         crops = train(config_from_args(crop_shards, {**common, "two_phase": True, "sampling": crop_sampling,

@@ -13,13 +13,20 @@ MODES = ("train", "eval")
 BACKENDS = ("auto", "dali", "pil")
 
 
-def default_workers() -> int:
-    """CPUs this process may use (affinity-aware), capped: past ~16 decode workers a GPU is usually the limit."""
+MAX_WORKERS = 16  # past ~16 decode workers a GPU is usually the limit
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (affinity-aware)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(16, cpus))
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Loader workers when nothing else needs the CPUs (eval, predict, training on a GPU): all of them, capped."""
+    return max(1, min(MAX_WORKERS, available_cpus()))
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,9 @@ class LoaderConfig:
     skip_corrupt: bool = False  # False: a sample that cannot be read or decoded is a UserError naming it
     feed_workers: int | None = None  # DALI: processes feeding JPEG bytes; None: 2 on CUDA, 0 (main thread) on CPU
     prefetch: int = 2  # batches prepared ahead, per worker (PIL) or per pipeline (DALI)
+    # PIL: the workers' scheduling niceness (os.nice). > 0 when they share the CPUs with CPU training, so that they
+    # fill the cores' idle moments rather than preempt torch's threads mid-operation (train.parallelism).
+    worker_nice: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -52,6 +62,7 @@ class LoaderConfig:
         for name in ("batch_size", "image_size", "prefetch"):
             _check_int(name, getattr(self, name), minimum=1)
         _check_int("workers", self.workers, minimum=0)
+        _check_int("worker_nice", self.worker_nice, minimum=0)
         _check_int("seed", self.seed, minimum=0)
         if self.feed_workers is not None:
             _check_int("feed_workers", self.feed_workers, minimum=0)
@@ -111,7 +122,9 @@ class LoaderOptions:
     backend: str = "auto"
     image_size: int = 224  # crop side in pixels
     crop_scale_min: float = 0.08  # train: smallest random-resized-crop area, as a fraction of the image
-    workers: int = 2  # PIL: decode processes (0: decode in the main process); DALI: decode threads (0 -> 1)
+    # PIL: decode processes (0: decode in the main process); DALI: decode threads (0 -> 1). None: chosen for the
+    # machine when the loader is made (training: train.parallelism; eval and predict: default_workers).
+    workers: int | None = None
     skip_corrupt: bool = False
     eval_crop: str = "center"  # how eval, the reports and predict see a frame: "center" crop or "full" frame
 
@@ -124,13 +137,19 @@ class LoaderOptions:
                               f"must be a whole number of pixels >= {MIN_IMAGE_SIZE} (the networks downsample by 32)")
         if not 0 < self.crop_scale_min <= 1:
             raise ConfigError("crop_scale_min", self.crop_scale_min, "must be in (0, 1]")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 0):
             raise ConfigError("workers", self.workers, "must be a whole number >= 0")
         if self.eval_crop not in EVAL_CROPS:
             raise ConfigError("eval_crop", self.eval_crop, f"choose {' or '.join(EVAL_CROPS)}")
 
-    def for_mode(self, mode: str, batch_size: int, device: str, seed: int = 0) -> LoaderConfig:
+    def for_mode(self, mode: str, batch_size: int, device: str, seed: int = 0,
+                 workers: int | None = None, worker_nice: int = 0) -> LoaderConfig:
+        """The LoaderConfig; `workers` (a training run's resolved split) stands in for automatic workers."""
         extra = {"crop_scale": (self.crop_scale_min, 1.0)} if mode == "train" else {}
+        if self.workers is not None:
+            workers = self.workers
         return LoaderConfig(mode=mode, backend=self.backend, device=device, batch_size=batch_size,
-                            image_size=self.image_size, workers=self.workers, seed=seed,
+                            image_size=self.image_size, workers=default_workers() if workers is None else workers,
+                            seed=seed, worker_nice=worker_nice,
                             skip_corrupt=self.skip_corrupt, eval_crop=self.eval_crop, **extra)

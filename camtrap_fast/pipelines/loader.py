@@ -99,7 +99,10 @@ class Loader(abc.ABC):
             yield to_inputs(images, self.device), labels
 
     def epoch_images(self, order, epoch: int = 0) -> Iterator[Batch]:
-        """Like `epoch`, but the uint8 (N, S, S, 3) images before normalization (benchmarks, previews)."""
+        """Like `epoch`, but the uint8 (N, S, S, 3) images before normalization (benchmarks, previews).
+
+        A batch may be a view of a buffer the loader reuses (the PIL backend's ring): it stays intact until
+        the next batch is asked for; copy it to keep it longer."""
         if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative integer, got {epoch!r}")
         order = self.check_order(order)

@@ -9,12 +9,20 @@ output size, `Image.draft` lets libjpeg decode at 1/2, 1/4 or 1/8 scale first
 return uint8; floats are made on the device (`normalize.to_inputs`). Corrupt
 samples travel back as messages, not exceptions, so the main process applies
 the one error policy and a worker never dies mid-epoch.
+
+Workers write their batches straight into a ring of batch buffers in shared memory, made once per loader
+(`_Ring`), and send back only the slot number: a batch in fresh shared memory per request cost page faults
+in both processes (~0.25 ms of CPU per 224-px image on the dev VM, a quarter of the whole transform;
+bench/README.md, loader). A slot is reused only after the DataLoader has handed out every batch requested
+before it and the one after it, so the batch a caller holds stays intact until it asks for the next.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import math
+import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -42,29 +50,37 @@ class PilLoader(Loader):
 
     def __init__(self, manifest: Manifest, split: str, config: LoaderConfig, device: torch.device):
         super().__init__(manifest, split, config, device)
-        self._requests = _Requests()
         workers = config.workers
+        self._ring = _Ring(config, in_flight=config.prefetch * workers if workers else 1)
+        self._requests = _Requests(self._ring.slots)
         # One DataLoader for the loader's life, with persistent workers: an epoch costs no process start-up
         # (eval loaders run every epoch), and each worker gets only its batch's sample indices, not the order.
         self._batches = DataLoader(
-            _BatchBuilder(self.reader, config),
+            _BatchBuilder(self.reader, config, self._ring),
             batch_size=None,  # each request already is a batch
             sampler=self._requests,
             num_workers=workers,
-            pin_memory=device.type == "cuda",
+            # No pinning: the images are in the ring, not in what the DataLoader returns; a copy to CUDA from
+            # the (pageable) ring has read the slot by the time it returns, so the slot can be reused.
+            pin_memory=False,
             prefetch_factor=config.prefetch if workers else None,
             persistent_workers=workers > 0,
-            worker_init_fn=die_with_parent,  # a killed train leaves no worker behind
+            worker_init_fn=functools.partial(_start_worker, config.worker_nice),
         )
 
     def close(self) -> None:
         self._batches = None  # drops the persistent workers
         super().close()
 
+    def _batch(self, built) -> Batch:
+        slot, count, labels, problems = built
+        return self._ring.batch(slot, count), labels, problems
+
     def _epoch_images(self, order: np.ndarray, epoch: int, bounds: Bounds) -> Iterator[Batch]:
+        self._ring.buffer  # noqa: B018  (before the workers start: see _Ring.buffer)
         self._requests.batches = [(epoch, b, order[start:stop]) for b, (start, stop) in enumerate(bounds)]
         # The DataLoader first: it must run to its end (StopIteration) for its persistent workers' next epoch.
-        for (images, labels, problems), (start, _) in zip(self._batches, bounds):
+        for (images, labels, problems), (start, _) in zip(map(self._batch, self._batches), bounds):
             for k, message in problems:
                 self._corrupt(message, start + k)
             if len(labels):
@@ -83,39 +99,78 @@ class PilLoader(Loader):
             if batch and not drop_last:
                 yield epoch, b, batch
 
+        self._ring.buffer  # noqa: B018  (before the workers start: see _Ring.buffer)
         self._requests.batches = requests()
-        for images, labels, problems in self._batches:
+        for images, labels, problems in map(self._batch, self._batches):
             for _, message in problems:
                 self._corrupt(message)
             if len(labels):
                 yield images, labels
 
 
+def _start_worker(nice: int, *_args) -> None:
+    die_with_parent()  # a killed train leaves no worker behind
+    if nice:
+        os.nice(nice)
+
+
 # (epoch, batch number, sample indices) for random access, or (epoch, batch number, [(key, bytes, label)])
-# when streaming.
-Request = tuple[int, int, object]
+# when streaming; then the ring slot to build it in (None: a fresh array, for in-process use).
+Request = tuple[int, int, object] | tuple[int, int, object, int | None]
+
+
+class _Ring:
+    """Batch buffers in shared memory, one per slot: enough that a slot comes round again only after every batch
+    requested before it has been handed out, plus the one the caller holds and the one it is receiving."""
+
+    def __init__(self, config: LoaderConfig, in_flight: int):
+        self.slots = in_flight + 2
+        self.config = config
+        self._buffer: torch.Tensor | None = None  # made on first use: a loader that never runs costs no memory
+
+    @property
+    def buffer(self) -> torch.Tensor:
+        """Made in the main process before the workers start (`PilLoader` asks for it before its first epoch),
+        so that workers forked or spawned afterwards write where the caller reads."""
+        if self._buffer is None:
+            size = self.config.image_size
+            self._buffer = torch.empty((self.slots, self.config.batch_size, size, size, 3), dtype=torch.uint8)
+            if self.config.workers:
+                self._buffer.share_memory_()
+        return self._buffer
+
+    def batch(self, slot: int, count: int) -> torch.Tensor:
+        return self.buffer[slot, :count]
 
 
 class _Requests(Sampler):
-    """The current epoch's batch requests; the DataLoader iterates it afresh each epoch, in the main process."""
+    """The current epoch's batch requests, each given the next ring slot; the DataLoader iterates it afresh each
+    epoch, in the main process, and only as fast as it hands batches out (prefetch_factor per worker ahead)."""
 
-    def __init__(self):
+    def __init__(self, slots: int):
         self.batches = []  # a list (random access) or a generator (streaming)
+        self.slots = slots
+        self._count = 0  # counts on across epochs: a new epoch's first batches never land in the slot still held
 
     def __iter__(self):
-        return iter(self.batches)
+        for request in self.batches:
+            slot, self._count = self._count % self.slots, self._count + 1
+            yield (*request, slot)
 
 
 class _BatchBuilder(Dataset):
-    """One batch, built in a worker: (uint8 NHWC images, int64 labels, (position in the batch, message) for each
-    corrupt sample left out)."""
+    """One batch, built in a worker into its ring slot: (slot, images kept, int64 labels, (position in the batch,
+    message) for each corrupt sample left out). Without a slot (in-process use) the images themselves come
+    back instead of the slot."""
 
-    def __init__(self, reader: ShardReader, config: LoaderConfig):
+    def __init__(self, reader: ShardReader, config: LoaderConfig, ring: _Ring | None = None):
         self.reader = reader
         self.config = config
+        self.ring = ring
 
-    def __getitem__(self, request: Request) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-        epoch, b, samples = request
+    def __getitem__(self, request: Request):
+        epoch, b, samples, *rest = request
+        slot = rest[0] if rest else None
         index, config, size = self.reader.index, self.config, self.config.image_size
         problems: list[tuple[int, str]] = []
         jpegs: dict[int, bytes] = {}
@@ -145,7 +200,10 @@ class _BatchBuilder(Dataset):
         if config.train:
             draws = draw_crops(config.seed, epoch, b, len(encoded))
             windows = crop_windows(draws, sizes[:, 0], sizes[:, 1], config.crop_scale, config.crop_ratio)
-        images = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
+        if slot is None:
+            images = np.empty((len(jpegs), size, size, 3), dtype=np.uint8)
+        else:  # decoded straight into the batch the caller will read
+            images = self.ring.buffer[slot].numpy()
         kept = []
         for k, data in jpegs.items():
             try:
@@ -161,7 +219,9 @@ class _BatchBuilder(Dataset):
             except DECODE_ERRORS as error:
                 problems.append((k, names[k](f"cannot be decoded ({error})")))
         labels = labels_in[kept]
-        return images[: len(kept)], labels, problems
+        if slot is None:
+            return images[: len(kept)], labels, problems
+        return slot, len(kept), labels, problems
 
 
 def decode_box(data: bytes, box: Box, size: int) -> Image.Image:

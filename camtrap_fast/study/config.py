@@ -30,7 +30,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 DEFAULT_LOSS = "ce"  # the study's
 # Train options a rerun may change: where and how fast a run trains, not what it learns (loader workers never
 # change a crop: crops depend on seed, epoch and position only).
-RERUN_CHANGES = ("device", "loader.workers")
+RERUN_CHANGES = ("device", "loader.workers", "threads")
 RUN_MARKER = "study.json"
 
 

@@ -7,7 +7,7 @@
       phase1    Phase1Config    phase 1 / baseline: epochs, patience, lr, batch size
       head      HeadConfig      phase 2 on cached features (train.head_training)
       loader    LoaderOptions   the run's part of every LoaderConfig (pipelines.config)
-      + shards, two_phase, device, seed, compare, stream_from
+      + shards, two_phase, device, threads, seed, compare, stream_from
 
 Defaults live in these dataclasses only; each validates itself in `__post_init__`. The command line
 (`train.options`) overrides them, and the run directory records the result as `config.json`, which
@@ -82,6 +82,7 @@ class TrainConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     loader: LoaderOptions = field(default_factory=LoaderOptions)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (devices.resolve_device)
+    threads: int | None = None  # torch CPU threads for training; None: chosen for the machine (train.parallelism)
     seed: int = 0
     compare: Path | None = None  # a baseline run to compare per-species F1 with
     stream_from: str | None = None  # URL prefix of the train shards (http(s)://, s3://, pipe:): streaming mode
@@ -89,6 +90,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError("seed", self.seed, "must be a whole number >= 0")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ConfigError("threads", self.threads, "must be a whole number >= 1")
         if self.head.method != HeadConfig().method and not self.two_phase:
             # A baseline run has no phase 2 to change; `heads RUN` fits any method on a baseline run afterwards.
             raise ConfigError("head.method", self.head.method, "needs --two-phase (a baseline run has no phase 2; "

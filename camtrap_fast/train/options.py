@@ -92,7 +92,8 @@ FLAGS = (
     Flag("--eval-crop", "loader.eval_crop", str, "how eval, the reports and predict see a frame: center (the "
          "usual centre crop) or full (the whole frame squeezed to the square, as SpeciesNet and MEWC do)"),
     Flag("--workers", "loader.workers", int, "loader worker processes (PIL; 0: decode in the main process) or "
-         "decode threads (DALI)"),
+         "decode threads (DALI); auto: one per 8 CPUs when training on the CPU, every CPU (at most 16) on a GPU"),
+    Flag("--threads", "threads", int, "torch CPU threads for training; auto: one per CPU"),
     Flag("--skip-corrupt", "loader.skip_corrupt", SWITCH, "skip and count samples that cannot be read or decoded "
          "instead of stopping"),
     Flag("--device", "device", str, "auto, cpu, cuda or cuda:N"),
@@ -103,6 +104,7 @@ FLAGS = (
          "URL_PREFIX"),
 )
 FLAG_OF_FIELD = {flag.field: flag.name for flag in FLAGS}
+AUTOMATIC = ("loader.workers", "threads")  # fields whose None means "chosen for the machine" (train.parallelism)
 
 
 def default_of(field: str):
@@ -127,7 +129,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] =
             parser.add_argument(flag.name, action="store_const", const=True, default=None, help=flag.help)
             continue
         default = default_of(flag.field)
-        shown = "none" if default is None else str(default)
+        shown = ("auto" if flag.field in AUTOMATIC else "none") if default is None else str(default)
         parser.add_argument(flag.name, type=flag.type, default=None, metavar=flag.metavar,
                             help=f"{flag.help} (default {shown})")
 

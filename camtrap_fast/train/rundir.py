@@ -2,7 +2,7 @@
 
     RUN/
       config.json          the resolved TrainConfig (shards, weights and compare as absolute paths)
-      environment.json     versions, device, git sha, machine, start time
+      environment.json     versions, device, CPU split (loader workers, torch threads), git sha, machine, start time
       classes.json         class names in label order
       preprocessing.json   shard size and quality, crop size: what predict repeats on new photos
       shards.json          the shard set this run trained on: path and fingerprint
@@ -39,8 +39,9 @@ from camtrap_fast.train.run_paths import require_run
 
 # Options a resumed run may change: they do not change what is trained, or they extend it (--epochs).
 # --skip-corrupt only leaves out samples that cannot be read, so every healthy sample trains as before; it is
-# what the corrupt-sample error tells the user to add.
-RESUMABLE_CHANGES = ("device", "loader.workers", "loader.skip_corrupt", "compare", "phase1.epochs",
+# what the corrupt-sample error tells the user to add. --workers and --threads change speed only
+# (train.parallelism), so a resume on a machine whose automatic split differs is not refused.
+RESUMABLE_CHANGES = ("device", "loader.workers", "threads", "loader.skip_corrupt", "compare", "phase1.epochs",
                      "phase1.patience")
 
 
@@ -96,7 +97,8 @@ class Run:
             raise UserError(f"{self.root}: run directory is not empty; pass --resume to continue it "
                             "or choose another --out")
 
-    def start(self, config: TrainConfig, manifest: Manifest, device: torch.device) -> None:
+    def start(self, config: TrainConfig, manifest: Manifest, device: torch.device,
+              parallelism: dict | None = None) -> None:
         """Write what describes the run (environment, classes, preprocessing, shards, then config) into RUN/.
 
         config.json is written last: it marks a started run, and a resume reads the others (a run killed between
@@ -105,7 +107,8 @@ class Run:
         self.write_json("environment.json", {
             "versions": package_versions(), "git_sha": git_sha(), "machine": machine(), "device": str(device),
             "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            # The split of the CPUs this machine chose (train.parallelism); config.json keeps what was asked.
+            "parallelism": parallelism, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         self.write_json("classes.json", list(manifest.classes))
         # What predict must repeat on new photos, even after the shards are gone.
         self.write_json("preprocessing.json", {"shard_size": manifest.image_size, "shard_quality": manifest.quality,

@@ -21,6 +21,7 @@ from camtrap_fast.sampling import SamplingPlan, plan_sampling
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.train.config import TrainConfig
 from camtrap_fast.train.distributed import World
+from camtrap_fast.train.parallelism import Parallelism, choose_parallelism
 from camtrap_fast.train.rundir import Run
 
 # The last partial batch of a phase-1 epoch is dropped (usual in training: a tiny batch gives BatchNorm noisy
@@ -127,10 +128,16 @@ class Session:
         batch = self.config.phase1.batch_size
         return self.epoch_samples // batch * batch if self.drop_last else self.epoch_samples
 
+    @cached_property
+    def parallelism(self) -> Parallelism:
+        """This machine's split of the CPUs between loader workers and torch threads (given numbers kept)."""
+        return choose_parallelism(self.device, self.config.loader.workers, self.config.threads)
+
     def loader_config(self, mode: str) -> LoaderConfig:
-        """Every loader of the run: the run's loader options, batch size and device; seeded per rank."""
-        config = self.config
-        loader = config.loader.for_mode(mode, config.phase1.batch_size, str(self.device), config.seed + self.world.rank)
+        """Every loader of the run: the run's loader options, batch size, device and split; seeded per rank."""
+        config, split = self.config, self.parallelism
+        loader = config.loader.for_mode(mode, config.phase1.batch_size, str(self.device), config.seed + self.world.rank,
+                                        workers=split.workers, worker_nice=split.worker_nice)
         return dataclasses.replace(loader, drop_last=self.drop_last) if mode == "train" else loader
 
     def notes(self) -> list[str]:

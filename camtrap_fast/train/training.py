@@ -26,6 +26,7 @@ from camtrap_fast.train.config import AUTO_LR, TrainConfig
 from camtrap_fast.train.distributed import barrier, init_world, local_rank, shutdown
 from camtrap_fast.train.evaluation import headline, write_phase_report
 from camtrap_fast.train.loops import predict
+from camtrap_fast.train.parallelism import torch_threads_for
 from camtrap_fast.train.phase1 import Phase1State, fit_phase1
 from camtrap_fast.train.phase2 import fit_phase2, head_predictions
 from camtrap_fast.train.rundir import Run
@@ -45,7 +46,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     world = init_world(device)
     try:
         session = Session(config, Run(Path(out)), manifest, device, world, resume, progress)
-        return _train(session, make_eval_loader)
+        with torch_threads_for(session.parallelism):
+            return _train(session, make_eval_loader)
     finally:
         shutdown(world)
 
@@ -81,7 +83,7 @@ def _train(session: Session, make_eval_loader: Callable) -> dict:
     # Only now, with every option checked (sampling, weights, loaders, loss), does the run directory appear:
     # a mistake on the command line leaves nothing half-made behind.
     if world.is_main:
-        run.start(config, manifest, device)
+        run.start(config, manifest, device, session.parallelism.as_dict())
         for note in session.notes():
             print(f"note: {note}", flush=True)
     barrier(world)
@@ -91,7 +93,7 @@ def _train(session: Session, make_eval_loader: Callable) -> dict:
     if _phase1_to_run(session):
         if world.is_main:
             print(f"phase 1: {config.model.arch} on {plan.total_target} samples/epoch (sampling {config.sampling.text}), "
-                  f"{train_loader.backend} backend on {device}", flush=True)
+                  f"{train_loader.backend} backend on {device}, {session.parallelism.describe()}", flush=True)
         lr = phase1_lr(session, model, train_loader, loss1)
         state = fit_phase1(session, model, train_loader, eval_loaders.get("val"), loss1, lr)
         if world.is_main:
