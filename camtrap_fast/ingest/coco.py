@@ -9,7 +9,7 @@ from pathlib import Path
 from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.records import Record, Rejection
-from camtrap_fast.ingest.remote import image_path, is_url
+from camtrap_fast.ingest.remote import image_path, is_url, posix_name
 
 
 def load_coco(json_path: Path, image_root: Path | str | None) -> list[Record]:
@@ -40,23 +40,29 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
             raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
         per_image.setdefault(image_id, []).append(categories[category_id])
 
-    records = []
-    for image in data["images"]:
+    records, listed = [], set()
+    images = data.pop("images")
+    for i, image in enumerate(images):
+        images[i] = None  # each image's dict goes as its record comes: the source is never held twice
         try:
             image_id, file_name = _id(image["id"]), str(image["file_name"])
         except (KeyError, TypeError):
             raise UserError(f"{json_path}: an image entry lacks 'id' (a string or whole number) or 'file_name': "
                             f"{str(image)[:80]}") from None
-        names = per_image.get(image_id, [])
-        # Several boxes of one species are one species; the primary label is the most annotated class
-        # (ties: the earlier category), which only matters when multi-species images are kept.
-        votes = Counter(names)
-        labels = tuple(sorted(votes, key=lambda n: (-votes[n], category_rank[n])))
+        listed.add(image_id)
+        names = per_image.get(image_id, ())
+        if len(names) == 1:  # the common case, spelled out: millions of images
+            labels = (names[0],)
+        else:
+            # Several boxes of one species are one species; the primary label is the most annotated class
+            # (ties: the earlier category), which only matters when multi-species images are kept.
+            votes = Counter(names)
+            labels = tuple(sorted(votes, key=lambda n: (-votes[n], category_rank[n])))
         frame = image.get("frame_num")
         records.append(
             Record(
                 path=image_path(root, file_name),
-                relpath=file_name if is_url(file_name) else Path(file_name).as_posix(),
+                relpath=file_name if is_url(file_name) else posix_name(file_name),
                 label=labels[0] if labels else "",
                 labels=labels or ("",),
                 location=_text(image.get("location")),
@@ -65,12 +71,13 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
                 datetime=_text(image.get("datetime")),
             )
         )
-    return records, _unknown_image_ids(json_path, data, per_image)
+    return records, _unknown_image_ids(json_path, data, per_image, listed)
 
 
-def _unknown_image_ids(json_path: Path, data: dict, per_image: dict) -> list[Rejection]:
-    listed = {image["id"] for image in data["images"]}
+def _unknown_image_ids(json_path: Path, data: dict, per_image: dict, listed: set) -> list[Rejection]:
     rejections = []
+    if not per_image.keys() - listed:
+        return rejections
     for annotation in data["annotations"]:
         if annotation["image_id"] not in listed:
             where = f"{json_path}#annotation={annotation.get('id', '?')}"

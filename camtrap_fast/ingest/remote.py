@@ -27,15 +27,22 @@ def is_http(text: str) -> bool:
     return bool(_HTTP.match(text))
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
+
+
+def posix_name(name: str) -> str:
+    """`Path(name).as_posix()`, without building a Path for the usual plain relative name (millions of them)."""
+    return name if _PLAIN.fullmatch(name) and "/./" not in f"/{name}/" else Path(name).as_posix()
+
+
 def image_path(root: Path | str, name: str) -> str:
     """Where the image a source names as `name` lives: `name` itself when it is a URL (or an absolute path),
     else under `root`, a folder or an http(s):// prefix (the name URL-quoted)."""
     if is_url(name):
         return name
     if isinstance(root, str) and is_url(root):
-        return root.rstrip("/") + "/" + urllib.parse.quote(Path(name).as_posix().lstrip("/"), safe="/")
-    path = Path(name)
-    return os.path.abspath(path if path.is_absolute() else Path(root) / path)
+        return root.rstrip("/") + "/" + urllib.parse.quote(posix_name(name).lstrip("/"), safe="/")
+    return os.path.abspath(os.path.join(root, name))  # an absolute `name` stays itself
 
 
 def reject_remote(records: list[Record], fetch: bool = False) -> tuple[list[Record], list[Rejection]]:

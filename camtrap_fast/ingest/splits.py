@@ -125,7 +125,12 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
     # A group is stratified under its most common class.
     by_class: dict[str, list[str]] = defaultdict(list)
     for key in sorted(groups):
-        votes = Counter(records[i].label for i in groups[key])
+        members = groups[key]
+        first = records[members[0]].label
+        if all(records[i].label == first for i in members):  # nearly every group: no vote to count
+            by_class[first].append(key)
+            continue
+        votes = Counter(records[i].label for i in members)
         by_class[min(votes, key=lambda c: (-votes[c], c))].append(key)
 
     rng = np.random.default_rng(config.seed)
@@ -147,7 +152,7 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
             for i in groups[key]:
                 assigned[i] = SPLITS[int(split)]
 
-    out = [r if r.split is not None else replace(r, split=assigned[i]) for i, r in enumerate(records)]
+    out = [r if r.split is not None else r.with_split(assigned[i]) for i, r in enumerate(records)]
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for r in out:
         counts[r.split][r.label] += 1

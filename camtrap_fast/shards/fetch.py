@@ -132,8 +132,9 @@ def _get(url: str, config: FetchConfig) -> bytes:
         if response.status != 200:
             raise urllib.error.HTTPError(url, response.status, response.reason, response.headers, None)
         blocks, size = [], 0
+        declared = response.headers.get("Content-Length")
         while True:
-            block = response.read(READ_BLOCK)  # IncompleteRead when the body ends before its Content-Length
+            block = response.read(READ_BLOCK)
             if not block:
                 break
             blocks.append(block)
@@ -142,7 +143,11 @@ def _get(url: str, config: FetchConfig) -> bytes:
                 raise OSError(f"body larger than {config.max_bytes >> 20} MiB")
             if time.monotonic() > deadline:
                 raise TimeoutError
-        return b"".join(blocks)
+        body = b"".join(blocks)
+        # read(amt) does not raise IncompleteRead when the connection ends early: compare with the length declared
+        if declared is not None and declared.isdigit() and len(body) < int(declared):
+            raise http.client.IncompleteRead(body, int(declared) - len(body))
+        return body
 
 
 def _retry_after(value: str | None) -> float:
