@@ -92,6 +92,7 @@ bench: setup
 	$(BIN)/python bench/micro.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
+	$(BIN)/python bench/shard_plan.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py
@@ -109,6 +110,7 @@ bench-ci: setup
 	$(BIN)/python bench/startup.py --ci
 	$(BIN)/python bench/micro.py --ci
 	$(BIN)/python bench/shard.py --ci
+	$(BIN)/python bench/shard_plan.py --ci
 	$(BIN)/python bench/integrity.py --ci
 	$(BIN)/python bench/sampling.py --ci
 	$(BIN)/python bench/loader.py --ci

@@ -45,6 +45,7 @@ TARGETS: tuple[Target, ...] = (
     Target("micro", "epoch_order_vs_multinomial", 2.0, 1.0, "torch.multinomial draw ÷ exact epoch order (median)"),
     Target("startup", "budget_vs_slowest", 1.0, 0.5, "0.5 s ÷ the slowest --help or argument-error answer"),
     Target("train_throughput", "real_vs_synthetic_64", 0.9, 0.7, "phase-1 images/s, real loader ÷ in-memory tensors, 64 px"),
+    Target("shard_plan", "budget_vs_seconds", 1.0, 0.3, "60 s × images/2M ÷ shard --dry-run s (whole command)"),
     Target("train_throughput", "real_vs_synthetic_224", 0.9, 0.7, "the same at 224 px"),
 )
 
