@@ -53,6 +53,27 @@ def test_the_compiled_loop_is_built_and_loads():
     assert headloop.load() is not None, f"{headloop.LIBRARY} missing or failing its self-check: run make setup"
 
 
+def test_missing_isa_names_what_the_running_cpu_lacks():
+    assert headloop.missing_isa(0b1001, {"avx", "sse2"}) == ["avx512f"]
+    assert headloop.missing_isa(0b0111, {"avx", "avx2", "fma"}) == []
+    assert headloop.missing_isa(0b1111, None) == []  # flags unreadable: nothing to compare
+
+
+def test_a_build_for_another_cpu_falls_back_to_the_torch_loop(monkeypatch, caplog):
+    """Built on a newer machine than this one (a shared folder on a cluster): a warning and the torch loop, not
+    SIGILL on the first AVX-512 instruction."""
+    if not headloop.LIBRARY.is_file():
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    monkeypatch.setattr(headloop, "missing_isa", lambda built, flags: ["avx512f"])
+    headloop.load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=headloop.__name__):
+            assert headloop.load() is None
+        assert "avx512f, which this one lacks" in caplog.text and "make setup" in caplog.text
+    finally:
+        headloop.load.cache_clear()
+
+
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda c: f"{c.name}-g{c.focal_gamma}-{c.focal_alpha}-{c.class_weights}")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(("compiled", "public_ops"), LOOPS, ids=["compiled", "private-ops", "public-ops"])

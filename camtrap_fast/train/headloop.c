@@ -30,8 +30,48 @@ typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, c
 
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 
-#define HEADLOOP_ABI 3
+#define HEADLOOP_ABI 4
 int headloop_abi(void) { return HEADLOOP_ABI; }
+
+/* The x86 extensions this build may use (the Makefile compiles with -march=native on the building machine), as
+ * bits in the order of headloop.py's ISA_FLAGS. A library built on one machine can be run on an older one (a
+ * cluster's login node and its compute nodes share the folder): an instruction the CPU lacks would kill the process
+ * with SIGILL, so the loader compares these with the running CPU's flags before calling anything else. This
+ * function itself is a constant return, safe on any CPU. */
+int headloop_isa(void) {
+    int isa = 0;
+#ifdef __AVX__
+    isa |= 1 << 0;
+#endif
+#ifdef __AVX2__
+    isa |= 1 << 1;
+#endif
+#ifdef __FMA__
+    isa |= 1 << 2;
+#endif
+#ifdef __AVX512F__
+    isa |= 1 << 3;
+#endif
+#ifdef __AVX512BW__
+    isa |= 1 << 4;
+#endif
+#ifdef __AVX512DQ__
+    isa |= 1 << 5;
+#endif
+#ifdef __AVX512VL__
+    isa |= 1 << 6;
+#endif
+#ifdef __AVX512CD__
+    isa |= 1 << 7;
+#endif
+#ifdef __BMI2__
+    isa |= 1 << 8;
+#endif
+#ifdef __F16C__
+    isa |= 1 << 9;
+#endif
+    return isa;
+}
 
 /* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
  * exp(r) by a degree-6 polynomial on |r| <= ln2/2 (relative error ~2e-7, like expf), 2^n by the exponent bits.

@@ -19,11 +19,32 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 3
+ABI = 4
+# headloop_isa()'s bits, as /proc/cpuinfo names them (see headloop.c).
+ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "bmi2", "f16c")
 LOSS_SOFTMAX, LOSS_FOCAL, LOSS_SIGMOID_FOCAL = 0, 1, 2
 
 _P, _I, _F, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_int64
 _ARGTYPES = [_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _F, _P, _F, _F, _F, _F, _L]
+
+
+def cpu_flags() -> set[str] | None:
+    """The running CPU's flags from /proc/cpuinfo; None where that cannot be read (then nothing is checked)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        return None
+    return None
+
+
+def missing_isa(built: int, flags: set[str] | None) -> list[str]:
+    """The extensions the build uses (headloop_isa bits) that the running CPU lacks."""
+    if flags is None:
+        return []
+    return [name for bit, name in enumerate(ISA_FLAGS) if built >> bit & 1 and name not in flags]
 
 
 def _sgemm_address() -> int | None:
@@ -47,6 +68,10 @@ def load() -> HeadLoop | None:
         library = ctypes.CDLL(str(LIBRARY))
         if library.headloop_abi() != ABI:
             raise OSError(f"ABI {library.headloop_abi()}, expected {ABI}: rebuild with make setup")
+        missing = missing_isa(library.headloop_isa(), cpu_flags())
+        if missing:
+            raise OSError(f"built for a CPU with {', '.join(missing)}, which this one lacks: rebuild it here with "
+                          "make setup")
     except OSError as error:
         log.warning("phase-2 head: cannot load %s (%s); using the torch loop", LIBRARY, error)
         return None
