@@ -23,12 +23,8 @@ __all__ = ["FOCAL_MIN_MARGIN", "LOSSES", "WEIGHT_SCHEMES", "FocalLoss", "LossCon
 FOCAL_MIN_MARGIN = 1e-12
 
 
-class FocalLoss(nn.Module):
-    """Softmax focal loss (Lin et al. 2017): mean over the batch of -alpha_t (1 - p_t)^gamma log p_t.
-
-    With gamma = 0 and alpha None it is cross-entropy. Unlike weighted cross-entropy, the mean
-    divides by the batch size, not by the sum of the weights.
-    """
+class _FocalBase(nn.Module):
+    """What both focal losses hold: gamma, and alpha (C,) as a buffer (None: no alpha factor)."""
 
     def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -37,6 +33,17 @@ class FocalLoss(nn.Module):
         self.gamma = float(gamma)
         self.register_buffer("alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32))
 
+    def extra_repr(self) -> str:
+        return f"gamma={self.gamma}, alpha={'per-class' if self.alpha is not None else None}"
+
+
+class FocalLoss(_FocalBase):
+    """Softmax focal loss (Lin et al. 2017): mean over the batch of -alpha_t (1 - p_t)^gamma log p_t.
+
+    With gamma = 0 and alpha None it is cross-entropy. Unlike weighted cross-entropy, the mean
+    divides by the batch size, not by the sum of the weights.
+    """
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1).gather(1, target[:, None]).squeeze(1)
         margin = (-torch.expm1(log_p)).clamp_min(FOCAL_MIN_MARGIN)  # 1 - p_t, computed without cancellation
@@ -44,9 +51,6 @@ class FocalLoss(nn.Module):
         if self.alpha is not None:
             loss = loss * self.alpha[target]
         return loss.mean()
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, alpha={'per-class' if self.alpha is not None else None}"
 
 
 def _sign_and_factor(logits: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor | None):
@@ -104,25 +108,15 @@ def sigmoid_focal_dlogits(logits: torch.Tensor, target: torch.Tensor, gamma: flo
     return out.copy_(grad)
 
 
-class SigmoidFocalLoss(nn.Module):
+class SigmoidFocalLoss(_FocalBase):
     """TF Addons' SigmoidFocalCrossEntropy on one-hot targets, from logits: the mean over the batch of
     `sigmoid_focal_per_sample` (each sample's loss summed over classes, as TF Addons' reduce_sum over the last axis).
 
     alpha (C,): each class's positive-term factor (TF Addons' scalar alpha is the same value for every class);
     None: no alpha factor (TF Addons' alpha=None or 0)."""
 
-    def __init__(self, gamma: float = 2.0, alpha: torch.Tensor | None = None) -> None:
-        super().__init__()
-        if not gamma >= 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        self.gamma = float(gamma)
-        self.register_buffer("alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32))
-
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return sigmoid_focal_per_sample(logits, target, self.gamma, self.alpha).mean()
-
-    def extra_repr(self) -> str:
-        return f"gamma={self.gamma}, alpha={'per-class' if self.alpha is not None else None}"
 
 
 def build_loss(config: LossConfig, class_counts: Sequence[int] | np.ndarray | None = None) -> nn.Module:
