@@ -27,11 +27,12 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 # to pillow, loudly, rather than fail setup. Re-run after every dependency install: installing
 # torchvision pulls pillow back in over pillow-simd's files.
 # The phase-2 head's compiled step loop (camtrap_fast/train/headloop.c), for this machine's CPU. Compiled with
-# -ffast-math so that exp, sqrt and division vectorize (tests pin its results to the plain loop), but linked without
-# it: linking with -ffast-math would add crtfastmath, which flushes denormals for the whole process (torch included).
+# -ffast-math so that exp, sqrt and division vectorize (tests pin its results to the plain loop) but without
+# reassociation (-fno-associative-math: every sum runs in the order written, whatever the thread count), and linked
+# without it: linking with -ffast-math would add crtfastmath, which flushes denormals for the whole process.
 # No compiler, or a failed build: a warning, and head training runs its torch loop (the same arithmetic, slower).
 $(HEADLOOP): camtrap_fast/train/headloop.c
-	@if command -v cc >/dev/null && cc -O3 -march=native -ffast-math -fPIC -c -o $@.o $< && cc -shared -o $@ $@.o -lm; then \
+	@if command -v cc >/dev/null && cc -O3 -march=native -ffast-math -fno-associative-math -pthread -fPIC -c -o $@.o $< && cc -shared -pthread -o $@ $@.o -lm; then \
 		rm -f $@.o; echo "built $@"; \
 	else \
 		rm -f $@.o $@; echo "WARNING: could not build $@; phase-2 head training uses its (slower) torch loop" >&2; \

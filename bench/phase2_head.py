@@ -72,7 +72,7 @@ def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: i
                 began = time.perf_counter()
                 if loop is not None:
                     loop.matmuls_only(trainer.inputs, trainer.logits, trainer.dlogits, trainer.theta, trainer.grad, n,
-                                      config.batch_size)
+                                      config.batch_size, trainer.compiled_threads)
                 else:
                     for inputs, _, logits, _, dlogits_t, _ in batches:
                         torch.mm(inputs, weight_t, out=logits)

@@ -197,3 +197,31 @@ def test_an_order_outside_the_rows_is_refused(problem, monkeypatch, compiled):
     with pytest.raises(IndexError):
         train_head(head, features, labels, None, None, HeadConfig(epochs=1),
                    order_for_epoch=lambda epoch: torch.tensor([0, 1, len(labels)]))
+
+
+@pytest.mark.parametrize("loss", [LossConfig(), LossConfig("focal", focal_gamma=2.0, focal_alpha="inverse-frequency"),
+                                  LossConfig("sigmoid-focal", focal_alpha=0.25, focal_gamma=1.0)],
+                         ids=lambda c: c.name)
+def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem, loss):
+    """Each thread takes whole rows of the forward pass and whole columns of the gradient, summing in the same order,
+    so the thread count (1 to more threads than the 4 column vectors of D=24 + bias) changes no bit: weights,
+    training losses and validation scores alike."""
+    if headloop.load() is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, labels, val_features, val_labels, head = problem
+    results = [train_head(head, features, labels, val_features, val_labels,
+                          HeadConfig(epochs=2, patience=None, lr=3e-3, num_threads=threads), loss)
+               for threads in (1, 2, 3, 8)]
+    for result in results[1:]:
+        assert torch.equal(result.head_state["weight"], results[0].head_state["weight"])
+        assert torch.equal(result.head_state["bias"], results[0].head_state["bias"])
+        assert [r.train_loss for r in result.history] == [r.train_loss for r in results[0].history]
+        assert [r.val_loss for r in result.history] == [r.val_loss for r in results[0].history]
+
+
+def test_the_compiled_loop_threads_default_to_two_on_the_usable_cores(monkeypatch):
+    assert headloop.threads_for(3) == 3
+    monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: {0})
+    assert headloop.threads_for(None) == 1
+    monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert headloop.threads_for(None) == headloop.DEFAULT_THREADS == 2

@@ -14,8 +14,8 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
 What remains per step is two matmuls, a softmax, a scatter and the Adam kernel. Even so each step costs
 ~10 torch dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the chunk's steps run
-in C instead (train/headloop.c via headloop.py: the same arithmetic, the BLAS sgemm torch itself calls, its
-loss_gradient the one place per loss of d loss / d logits); the torch steps below are its fallback.
+in C instead (train/headloop.c via headloop.py: the same arithmetic in its own register-tiled matmuls on its own
+threads, its loss_gradient the one place per loss of d loss / d logits); the torch steps below are its fallback.
 Two of the torch steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
 bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
 `torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
@@ -29,9 +29,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -41,6 +39,8 @@ from camtrap_fast.train import headloop
 from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, check_inputs, fit_epochs, shuffled_order
+from camtrap_fast.train.head_loss_terms import LossTerms as _LossTerms
+from camtrap_fast.train.head_loss_terms import loss_terms as _loss_terms
 
 __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
            "torch_threads", "train_head"]
@@ -54,37 +54,6 @@ ROW_ALIGN = 8  # fp32 values: 32 bytes
 COMPILED_LOOP = True
 # Rows per matmul when predicting the validation set.
 EVAL_ROWS = 16384
-
-
-@dataclass(frozen=True)
-class _LossTerms:
-    """What the closed-form gradient needs: d loss_i / d logits_i = s_i * c_i * (softmax_i - onehot_i), with
-    c_i the focal factor (1 for gamma 0) and s_i = w_y / sum of the batch's w_y (weighted mean) or
-    w_y / batch size (plain mean; w = 1 when class_weights is None).
-
-    logit_offset: a per-class constant added to the logits in training only (balanced softmax: log n_y). The
-    loss sees logits + offset, so the formula above holds with the softmax of the offset logits; since
-    d logits / d bias = 1, the offset is carried inside the trained bias (bias + offset) and taken out again
-    for validation and the result: the same updates at no cost per step.
-
-    sigmoid: TF Addons' sigmoid focal loss instead (one-vs-all, not a softmax): d loss_i / d logits_i is
-    `losses.sigmoid_focal_dlogits` / batch size, with positive_alpha its per-class alpha (None: no alpha factor)."""
-
-    gamma: float = 0.0
-    class_weights: torch.Tensor | None = None
-    weighted_mean: bool = False
-    logit_offset: torch.Tensor | None = None
-    sigmoid: bool = False
-    positive_alpha: torch.Tensor | None = None
-
-
-def _loss_terms(loss: LossConfig, class_counts: np.ndarray) -> _LossTerms:
-    if loss.name == "sigmoid-focal":
-        return _LossTerms(loss.focal_gamma, sigmoid=True, positive_alpha=loss.positive_alpha(len(class_counts)))
-    weights = loss.per_class_weights(class_counts)
-    if loss.name == "focal":
-        return _LossTerms(loss.focal_gamma, weights)
-    return _LossTerms(0.0, weights, loss.name == "weighted-ce")
 
 
 @contextlib.contextmanager
@@ -151,10 +120,12 @@ class _FusedHead:
         self.logits = torch.empty(chunk, self.num_classes, device=device)
         self.dlogits = torch.empty(chunk, self.num_classes, device=device)
         self.row_scale = torch.empty(chunk, 1, device=device)
+        self.row_loss = torch.empty(chunk, dtype=torch.float64, device=device)  # the compiled loop's loss scratch
         self.minus_one = torch.full((config.batch_size, 1), -1.0, device=device)
         # The compiled steps where they can run (CPU, private ops; COMPILED_LOOP off for comparisons), else torch's.
         usable = COMPILED_LOOP and device.type == "cpu" and not config.public_ops
         self.compiled = headloop.load() if usable else None
+        self.compiled_threads = headloop.threads_for(config.num_threads)
         # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
         self.full_chunk_batches = self._batch_views(chunk)
 
@@ -177,17 +148,35 @@ class _FusedHead:
         """The head's logits (without the training-only offset) over `features`, for validation. Computed once per
         epoch (predict and the validation loss share them) from an fp32 copy of the rows made once (widening
         19k x 512 fp16 rows every epoch cost more than the matmul), so both are kept for the next call."""
+        compiled = self.compiled is not None and features.device.type == "cpu" and len(features) > 0
         if self._eval_rows is None or self._eval_rows[0] is not features:  # the tensor itself, held: never stale
-            self._eval_rows, self._eval_logits = (features, features.float()), None
+            self._eval_rows, self._eval_logits = (features, self._padded(features) if compiled else features.float()), None
         if self._eval_logits is None or self._eval_logits[0] != self.steps_done:
-            weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
             rows = self._eval_rows[1]
-            logits = torch.cat([torch.addmm(bias, part, weight_t) for part in rows.split(EVAL_ROWS)]) if len(rows) \
-                else torch.empty(0, self.num_classes, device=rows.device)
+            if compiled:  # the training steps' own matmul and threads; the offset comes out of the bias afterwards
+                logits = torch.empty(len(rows), self.num_classes)
+                self.compiled.logits(rows, self.theta, logits, self.compiled_threads)
+                if self.terms.logit_offset is not None:
+                    logits.sub_(self.offset)
+            else:
+                weight_t, bias = self.weight[:, : self.in_features].t(), self.weight[:, self.in_features] - self.offset
+                logits = torch.cat([torch.addmm(bias, part, weight_t) for part in rows.split(EVAL_ROWS)]) \
+                    if len(rows) else torch.empty(0, self.num_classes, device=rows.device)
             self._eval_logits = (self.steps_done, logits)
         return self._eval_logits[1]
 
+    def _padded(self, features: torch.Tensor) -> torch.Tensor:
+        """fp32 rows laid out as the training inputs are: the features, the bias's 1, zeros to the padded width."""
+        rows = torch.zeros(len(features), self.weight.shape[1])
+        rows[:, : self.in_features] = features
+        rows[:, self.in_features] = 1.0
+        return rows
+
     def _load_chunk(self, features: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> int:
+        self._load_rows(features, indices)
+        return self._load_targets(labels, indices)
+
+    def _load_rows(self, features: torch.Tensor, indices: torch.Tensor) -> None:
         n = len(indices)
         d = self.in_features
         if self.compiled is not None and self.compiled.gather(features, indices, self.inputs):
@@ -200,8 +189,10 @@ class _FusedHead:
                                            device=features.device)
             torch.index_select(features, 0, indices, out=self.staging[:n])
             self.inputs[:n, :d].copy_(self.staging[:n])
-        torch.index_select(labels, 0, indices, out=self.targets[:n, 0])
-        return n
+
+    def _load_targets(self, labels: torch.Tensor, indices: torch.Tensor) -> int:
+        torch.index_select(labels, 0, indices, out=self.targets[: len(indices), 0])
+        return len(indices)
 
     def _batch_sums(self, values: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(per-batch sums of values, batch index of each row) for the chunk's n rows."""
@@ -251,18 +242,24 @@ class _FusedHead:
         # Adam's step counts as 0-dim views of one tensor: one allocation per epoch, none per step.
         step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
                                    dtype=torch.float32, device=self.theta.device).unbind(0)
-        loss_sum = self.zero.clone()
+        loss_sum, compiled_loss_sum = self.zero.clone(), 0.0
         step = 0
         weight_t = self.weight.t()
         chunk = len(self.inputs)
         for start in range(0, len(order), chunk):
-            n = self._load_chunk(features, labels, order[start : start + chunk])
+            indices = order[start : start + chunk]
+            if self.compiled is not None:  # the same steps and losses in C, the gather too: no per-step dispatch
+                n = self._load_targets(labels, indices)
+                if static_scale:
+                    self._static_row_scale(n)
+                steps, chunk_loss = self._compiled_steps(features, indices, n, static_scale, dynamic_scale,
+                                                         self.steps_done + step)
+                step += steps
+                compiled_loss_sum += chunk_loss
+                continue
+            n = self._load_chunk(features, labels, indices)
             if static_scale:
                 self._static_row_scale(n)
-            if self.compiled is not None:  # the same steps in C: no per-step dispatch (headloop.c)
-                step += self._compiled_steps(n, static_scale, dynamic_scale, self.steps_done + step)
-                loss_sum += self._chunk_loss(n)
-                continue
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
                 rows = len(inputs)
@@ -281,9 +278,10 @@ class _FusedHead:
                 step += 1
             loss_sum += self._chunk_loss(n)
         self.steps_done += num_batches
-        return float(loss_sum) / num_batches
+        return (float(loss_sum) + compiled_loss_sum) / num_batches
 
-    def _compiled_steps(self, n: int, static_scale: bool, dynamic_scale: bool, steps_done: int) -> int:
+    def _compiled_steps(self, features: torch.Tensor, indices: torch.Tensor, n: int, static_scale: bool,
+                        dynamic_scale: bool, steps_done: int) -> tuple[int, float]:
         """The chunk's steps through headloop.c; its loss_gradient is this loop's per-loss d loss / d logits."""
         config = self.config
         if self.terms.sigmoid:  # one-vs-all: per-class alpha in place of class weights, no row scale
@@ -292,10 +290,15 @@ class _FusedHead:
             loss = headloop.LOSS_FOCAL if dynamic_scale else headloop.LOSS_SOFTMAX
             weights = self.class_weights if dynamic_scale else None
             row_scale = self.row_scale if static_scale else None
+        if self.compiled.gathers(features):  # the loop's threads gather the chunk themselves
+            source, indices = features, indices.to(torch.int64).contiguous()
+        else:
+            self._load_rows(features, indices)
+            source, indices = None, None
         return self.compiled.run(
-            self.inputs, self.targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
+            source, indices, self.inputs, self.targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
             self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size, loss, self.terms.gamma, FOCAL_MIN_MARGIN,
-            weights, config.lr, config.betas, self.adam.eps, steps_done)
+            weights, config.lr, config.betas, self.adam.eps, steps_done, self.compiled_threads, self.row_loss)
 
     def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
         """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits

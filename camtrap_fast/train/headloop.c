@@ -1,36 +1,46 @@
 /* The phase-2 head's training steps in C: what train.head_training._FusedHead.train_epoch does per batch,
- * without Python or torch dispatch between the steps (72,780 steps at season-9 scale; each step's own
- * arithmetic is ~55 us on 2 cores, and torch's per-op dispatch cost ~3 us per op, ~10 ops per step).
+ * without Python or torch dispatch between the steps (72,780 steps at season-9 scale, ~60 us of arithmetic each).
  *
  * Per batch of `batch` rows of the chunk:
- *   logits = inputs . theta^T                  (sgemm: the caller passes the BLAS sgemm_ torch itself uses)
- *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss)
- *   grad = dlogits^T . inputs                  (sgemm; the bias is a column of ones in inputs)
- *   Adam on theta                              (adam_step: torch's fused Adam arithmetic, eps pre-scaled)
+ *   logits = inputs . theta^T                  (forward_rows: each thread its share of the rows)
+ *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss; same rows)
+ *   grad = dlogits^T . inputs                  (gradient_columns: each thread its share of the columns; the bias
+ *                                               is a column of ones in inputs)
+ *   Adam on theta                              (adam_range, on each gradient tile while it is in L1)
  * The gradient is kept batch_size times the loss's and Adam's eps scaled to match (see head_training.py).
+ *
+ * Why its own matmuls and threads rather than the BLAS sgemm torch calls: at 64 x 520 x 52 a BLAS call spends
+ * much of its time deciding, packing and waking its threads (the matmul-only loop through MKL ran at ~55 GFLOP/s on
+ * 2 cores), and OpenMP's threads spin between calls against the very cores the next step needs. Here the two
+ * matmuls are register-tiled FMA loops over the batch, which fits in L2, and `threads` threads (the caller plus
+ * pthreads started per call) meet at two spin barriers per step. Every element of logits and grad is summed in the
+ * same order whatever the thread count, so results do not depend on it (tests check they are bitwise equal).
  * Built by `make setup` (Makefile: headloop); head_training.py falls back to its torch loop without it.
  */
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 #if defined(__SSE__)
 #include <xmmintrin.h>
-/* Denormals flushed to zero inside the loop only (the caller's MXCSR is restored): Adam's second moment of a rare
+/* Denormals flushed to zero inside the loop only (each thread's MXCSR is restored): Adam's second moment of a rare
  * class's weights decays into the denormal range, where every operation costs ~100x; values below 1e-38 change
  * nothing at the 1e-5 the tests hold the loop to. torch.set_flush_denormal does the same process-wide. */
 #define FLUSH_DENORMALS_BEGIN const unsigned int saved_csr = _mm_getcsr(); _mm_setcsr(saved_csr | 0x8040);
 #define FLUSH_DENORMALS_END _mm_setcsr(saved_csr);
+#define SPIN_PAUSE() _mm_pause()
 #else
 #define FLUSH_DENORMALS_BEGIN
 #define FLUSH_DENORMALS_END
+#define SPIN_PAUSE() ((void)0)
 #endif
 
-typedef void (*sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n, const int *k,
-                         const float *alpha, const float *a, const int *lda, const float *b, const int *ldb,
-                         const float *beta, float *c, const int *ldc);
-
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
+enum { MAX_THREADS = 64 };
 
-#define HEADLOOP_ABI 4
+#define HEADLOOP_ABI 5
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* The x86 extensions this build may use (the Makefile compiles with -march=native on the building machine), as
@@ -73,6 +83,168 @@ int headloop_isa(void) {
     return isa;
 }
 
+/* ---- the two matmuls ---------------------------------------------------------------------------------------- */
+
+/* 8 floats: one AVX register (two SSE ones without AVX). Rows are multiples of 8 floats (head_training.ROW_ALIGN),
+ * so the loops below have no scalar tails along a row; loads go through memcpy, which compiles to unaligned moves. */
+typedef float v8 __attribute__((vector_size(32)));
+#define LANES 8
+static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
+static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
+static inline float sum8(v8 v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* Register tiles: with AVX-512's 32 vector registers (VL: they serve 8-float vectors too) a forward tile is 4 rows x
+ * 4 classes (16 accumulators + 4 rows + 1) and a gradient tile 4 classes x 4 vectors (16 + 4 + 1; 5 vectors measured
+ * no faster, and 4 splits 512 + 8 columns evenly between two threads); with 16 registers, 3 x 4 and 4 x 3. Fewer would leave the FMA units waiting on loads, more would spill. */
+#if defined(__AVX512VL__)
+#define FORWARD_ROWS 4
+#define GRADIENT_VECTORS 4
+#else
+#define FORWARD_ROWS 3
+#define GRADIENT_VECTORS 3
+#endif
+#define FORWARD_CLASSES 4
+#define GRADIENT_CLASSES 4
+/* Left alone, GCC folds a vector used by several FMAs into each FMA as a memory operand: one load per FMA instead of
+ * one per vector, which makes the forward tile load-bound (20 loads per 16 FMAs; measured 43 vs 73 GFLOP/s of the
+ * gradient tile). An empty asm that "changes" the value forces it into a register. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define KEEP_IN_REGISTER(value) __asm__("" : "+v"(value))
+#else
+#define KEEP_IN_REGISTER(value) ((void)0)
+#endif
+
+/* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits: rows of `classes`). */
+#define FORWARD_TILE(NAME, RB, CB)                                                                                 \
+    static inline void NAME(const float *restrict x, const float *restrict theta, float *restrict logits,         \
+                            int width, int classes) {                                                             \
+        v8 acc[RB][CB];                                                                                            \
+        for (int r = 0; r < RB; r++)                                                                               \
+            for (int c = 0; c < CB; c++) acc[r][c] = splat8(0.0f);                                                 \
+        for (int k = 0; k < width; k += LANES) {                                                                   \
+            v8 row[RB];                                                                                            \
+            for (int r = 0; r < RB; r++) row[r] = load8(x + (int64_t)r * width + k);                               \
+            for (int c = 0; c < CB; c++) {                                                                         \
+                v8 t = load8(theta + (int64_t)c * width + k);                                                      \
+                KEEP_IN_REGISTER(t);                                                                               \
+                for (int r = 0; r < RB; r++) acc[r][c] += row[r] * t;                                              \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int r = 0; r < RB; r++)                                                                               \
+            for (int c = 0; c < CB; c++) logits[(int64_t)r * classes + c] = sum8(acc[r][c]);                       \
+    }
+FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES)
+FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES)
+FORWARD_TILE(forward_tile_class, FORWARD_ROWS, 1)
+FORWARD_TILE(forward_tile_one, 1, 1)
+
+/* logits rows [r0, r1) of the batch x (rows of width) against every class of theta. */
+static void forward_rows(const float *x, const float *theta, float *logits, int r0, int r1, int width, int classes) {
+    int r = r0;
+    for (; r + FORWARD_ROWS <= r1; r += FORWARD_ROWS) {
+        const float *xr = x + (int64_t)r * width;
+        float *out = logits + (int64_t)r * classes;
+        int c = 0;
+        for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
+            forward_tile(xr, theta + (int64_t)c * width, out + c, width, classes);
+        for (; c < classes; c++) forward_tile_class(xr, theta + (int64_t)c * width, out + c, width, classes);
+    }
+    for (; r < r1; r++) {
+        const float *xr = x + (int64_t)r * width;
+        float *out = logits + (int64_t)r * classes;
+        int c = 0;
+        for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
+            forward_tile_row(xr, theta + (int64_t)c * width, out + c, width, classes);
+        for (; c < classes; c++) forward_tile_one(xr, theta + (int64_t)c * width, out + c, width, classes);
+    }
+}
+
+/* grad[c][k..] = sum over the batch's rows i of dlogits[i][c] * x[i][k..], for CB classes x KB vectors; rows are
+ * summed in order (the same order for any split of the columns among threads). */
+#define GRADIENT_TILE(NAME, CB, KB)                                                                                \
+    static inline void NAME(const float *restrict x, const float *restrict dlogits, float *restrict grad,         \
+                            int rows, int width, int classes) {                                                   \
+        v8 acc[CB][KB];                                                                                            \
+        for (int c = 0; c < CB; c++)                                                                               \
+            for (int k = 0; k < KB; k++) acc[c][k] = splat8(0.0f);                                                 \
+        for (int i = 0; i < rows; i++) {                                                                           \
+            v8 row[KB];                                                                                            \
+            for (int k = 0; k < KB; k++) row[k] = load8(x + (int64_t)i * width + k * LANES);                       \
+            for (int c = 0; c < CB; c++) {                                                                         \
+                const v8 d = splat8(dlogits[(int64_t)i * classes + c]);                                            \
+                for (int k = 0; k < KB; k++) acc[c][k] += d * row[k];                                              \
+            }                                                                                                      \
+        }                                                                                                          \
+        for (int c = 0; c < CB; c++)                                                                               \
+            for (int k = 0; k < KB; k++) store8(grad + (int64_t)c * width + k * LANES, acc[c][k]);                 \
+    }
+GRADIENT_TILE(gradient_tile, GRADIENT_CLASSES, GRADIENT_VECTORS)
+GRADIENT_TILE(gradient_tile_1, GRADIENT_CLASSES, 1)
+GRADIENT_TILE(gradient_tile_2, GRADIENT_CLASSES, 2)
+GRADIENT_TILE(gradient_tile_3, GRADIENT_CLASSES, 3)
+GRADIENT_TILE(gradient_tile_4, GRADIENT_CLASSES, 4)
+GRADIENT_TILE(gradient_class, 1, 1)
+
+typedef void (*gradient_tile_fn)(const float *restrict, const float *restrict, float *restrict, int, int, int);
+
+/* ---- Adam ------------------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    float step_size, bias2_sqrt, beta1, beta2, one_minus_beta1, one_minus_beta2, eps;
+} adam_terms;
+
+static adam_terms adam_terms_at(int64_t step, float lr, float beta1, float beta2, float eps) {
+    const double bias1 = 1.0 - pow(beta1, (double)step);
+    const double bias2 = 1.0 - pow(beta2, (double)step);
+    return (adam_terms){(float)(lr / bias1), (float)sqrt(bias2), beta1, beta2, 1.0f - beta1, 1.0f - beta2, eps};
+}
+
+/* torch._fused_adam_'s arithmetic (amsgrad and weight decay off) on `size` consecutive parameters. (Reciprocal
+ * square root and reciprocal estimates with a Newton step each were tried instead of sqrt and division: slower, 10.3
+ * vs 8.3 us for 27k parameters, against the compiler's 16-wide vectorization of this loop.) */
+static inline void adam_range(float *restrict theta, const float *restrict grad, float *restrict m,
+                              float *restrict v, int size, const adam_terms *a) {
+    for (int k = 0; k < size; k++) {
+        const float g = grad[k];
+        const float mk = m[k] + a->one_minus_beta1 * (g - m[k]);
+        const float vk = a->beta2 * v[k] + a->one_minus_beta2 * g * g;
+        m[k] = mk;
+        v[k] = vk;
+        theta[k] -= a->step_size * mk / (sqrtf(vk) / a->bias2_sqrt + a->eps);
+    }
+}
+
+/* grad columns [k0, k1) (multiples of LANES) for every class, then Adam on those parameters while they are in L1
+ * (adam NULL: the gradient only, for the benchmark's matmul-only loop). */
+static void gradient_columns(const float *x, const float *dlogits, float *grad, float *theta, float *m, float *v,
+                             int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
+    static const gradient_tile_fn tails[] = {0, gradient_tile_1, gradient_tile_2, gradient_tile_3, gradient_tile_4};
+    for (int k = k0; k < k1; k += GRADIENT_VECTORS * LANES) {
+        const int vectors = (k1 - k) / LANES < GRADIENT_VECTORS ? (k1 - k) / LANES : GRADIENT_VECTORS;
+        const gradient_tile_fn tile = vectors == GRADIENT_VECTORS ? gradient_tile : tails[vectors];
+        int c = 0;
+        for (; c + GRADIENT_CLASSES <= classes; c += GRADIENT_CLASSES) {
+            const int64_t at = (int64_t)c * width + k;
+            tile(x + k, dlogits + c, grad + at, rows, width, classes);
+            if (adam)
+                for (int cc = 0; cc < GRADIENT_CLASSES; cc++)
+                adam_range(theta + at + (int64_t)cc * width, grad + at + (int64_t)cc * width,
+                               m + at + (int64_t)cc * width, v + at + (int64_t)cc * width, vectors * LANES, adam);
+        }
+        for (; c < classes; c++)
+            for (int j = 0; j < vectors; j++) {
+                const int64_t at = (int64_t)c * width + k + j * LANES;
+                gradient_class(x + k + j * LANES, dlogits + c, grad + at, rows, width, classes);
+                if (adam) adam_range(theta + at, grad + at, m + at, v + at, LANES, adam);
+            }
+    }
+}
+
+/* ---- the losses' d loss / d logits ---------------------------------------------------------------------------- */
+
 /* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
  * exp(r) by a degree-6 polynomial on |r| <= ln2/2 (relative error ~2e-7, like expf), 2^n by the exponent bits.
  * Below -87 it returns 0 (expf gives a denormal there; the softmax sum is >= 1, so nothing changes beyond 1e-38). */
@@ -106,57 +278,67 @@ static float softmax_row(const float *restrict logits, float *restrict out, int 
     return logf(sum);
 }
 
-/* d loss / d logits for one batch, times batch_size (each loss's formula lives here and only here).
- *   LOSS_SOFTMAX: cross-entropy of softmax(logits); row i's factor is row_scale[i] (weighted mean, class weights,
- *                 balanced softmax's offset rides in the bias) or batch/rows (plain mean) when row_scale is NULL:
- *                 dlogits_i = factor_i * (softmax_i - onehot_i).
- *   LOSS_FOCAL:   focal loss -(1-p)^g log p with p the true class's probability (times class_weights[y]):
- *                 dlogits_i = factor_i * c_i * (softmax_i - onehot_i),
- *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin.
- *   LOSS_SIGMOID_FOCAL: sigmoid_focal_row (one-vs-all, no softmax), times batch/rows; class_weights = alpha. */
 /* TF Addons' sigmoid focal loss, one row: d/dz of sum_j alpha_t (1 - q)^g (-log q), q = sigmoid(s z_j), s = +1 on
  * the target column and -1 elsewhere, alpha_t = alpha[y] there and 1 - alpha[j] elsewhere (alpha NULL: 1):
  *   dL/dz_j = -s alpha_t (1 - q)^g ((1 - q) - g q log q)        (losses.sigmoid_focal_dlogits, its reference) */
-static void sigmoid_focal_row(const float *z, float *d, int64_t y, int classes, float gamma, const float *alpha,
-                              float factor) {
+static float sigmoid_focal_row(const float *z, float *d, int64_t y, int classes, float gamma, const float *alpha,
+                               float factor, float min_margin, int want_loss) {
+    float loss = 0.0f;
     for (int j = 0; j < classes; j++) {
         const float s = j == y ? 1.0f : -1.0f;
         const float u = s * z[j];
         const float e = exp_nonpositive(-fabsf(u));  /* exp(-|u|), never overflows */
         const float margin = u >= 0 ? e / (1.0f + e) : 1.0f / (1.0f + e);  /* 1 - q = sigmoid(-u) */
+        const float alpha_t = alpha ? (j == y ? alpha[y] : 1.0f - alpha[j]) : 1.0f;
         float g = margin;
-        if (gamma != 0.0f) {
+        if (gamma != 0.0f || want_loss) {
             const float log_q = (u >= 0 ? 0.0f : u) - log1pf(e);  /* log sigmoid(u) */
-            g = (margin - gamma * (1.0f - margin) * log_q) * powf(margin, gamma);
+            if (gamma != 0.0f) g = (margin - gamma * (1.0f - margin) * log_q) * powf(margin, gamma);
+            /* the loss: -alpha_t (1 - q)^gamma log q, (1 - q) clamped as losses.sigmoid_focal_per_sample does */
+            if (want_loss)
+                loss -= alpha_t * log_q * (gamma != 0.0f ? powf(margin < min_margin ? min_margin : margin, gamma) : 1.0f);
         }
-        if (alpha) g *= j == y ? alpha[y] : 1.0f - alpha[j];
-        d[j] = -s * g * factor;
+        d[j] = -s * g * alpha_t * factor;
     }
+    return loss;
 }
 
+/* d loss / d logits for rows [r0, r1) of a batch of `rows` rows, times batch_size (each loss's formula lives here and
+ * only here), and, where row_loss is not NULL, each row's share of the batch's loss (the batch's loss is their sum).
+ *   LOSS_SOFTMAX: cross-entropy of softmax(logits); row i's factor is row_scale[i] (weighted mean, class weights,
+ *                 balanced softmax's offset rides in the bias) or batch/rows (plain mean) when row_scale is NULL:
+ *                 dlogits_i = factor_i * (softmax_i - onehot_i); loss share factor_i / batch * nll_i.
+ *   LOSS_FOCAL:   focal loss -(1-p)^g log p with p the true class's probability (times class_weights[y]):
+ *                 dlogits_i = factor_i * c_i * (softmax_i - onehot_i),
+ *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin; loss share its mean's.
+ *   LOSS_SIGMOID_FOCAL: sigmoid_focal_row (one-vs-all, no softmax), times batch/rows; class_weights = alpha. */
 static void loss_gradient(int loss, const float *logits, const int64_t *targets, const float *row_scale,
-                          const float *class_weights, float gamma, float min_margin, float *dlogits, int rows,
-                          int batch, int classes) {
+                          const float *class_weights, float gamma, float min_margin, float *dlogits, double *row_loss,
+                          int r0, int r1, int rows, int batch, int classes) {
     const float mean_factor = (float)batch / (float)rows;
-    for (int i = 0; i < rows; i++) {
+    for (int i = r0; i < r1; i++) {
         const float *l = logits + (int64_t)i * classes;
         float *d = dlogits + (int64_t)i * classes;
         const int64_t y = targets[i];
         if (loss == LOSS_SIGMOID_FOCAL) {  /* class_weights holds the per-class alpha */
-            sigmoid_focal_row(l, d, y, classes, gamma, class_weights, mean_factor);
+            const float sample = sigmoid_focal_row(l, d, y, classes, gamma, class_weights, mean_factor, min_margin,
+                                                   row_loss != 0);
+            if (row_loss) row_loss[i] = (double)sample / rows;
             continue;
         }
         float max;
         const float log_sum = softmax_row(l, d, classes, &max);
+        const float nll = max + log_sum - l[y];
         float factor = row_scale ? row_scale[i] : mean_factor;
+        if (row_loss && loss != LOSS_FOCAL) row_loss[i] = (double)factor * nll / batch;
         if (loss == LOSS_FOCAL) {
-            const float log_p = l[y] - max - log_sum;
+            const float log_p = -nll;
             const float p = d[y];
             float margin = -expm1f(log_p);
             if (margin < min_margin) margin = min_margin;
-            float c = powf(margin, gamma - 1.0f) * (margin - gamma * p * log_p);
-            if (class_weights) c *= class_weights[y];
-            factor = c * mean_factor;
+            const float weight = class_weights ? class_weights[y] : 1.0f;
+            if (row_loss) row_loss[i] = (double)weight * nll * powf(margin, gamma) / rows;
+            factor = powf(margin, gamma - 1.0f) * (margin - gamma * p * log_p) * weight * mean_factor;
         }
         d[y] -= 1.0f;
         if (factor != 1.0f)
@@ -164,85 +346,51 @@ static void loss_gradient(int loss, const float *logits, const int64_t *targets,
     }
 }
 
-/* torch._fused_adam_'s arithmetic (amsgrad and weight decay off). */
-static void adam_step(float *restrict theta, const float *restrict grad, float *restrict m, float *restrict v,
-                      int64_t size, int64_t step, float lr, float beta1, float beta2, float eps) {
-    const double bias1 = 1.0 - pow(beta1, (double)step);
-    const double bias2 = 1.0 - pow(beta2, (double)step);
-    const float step_size = (float)(lr / bias1);
-    const float bias2_sqrt = (float)sqrt(bias2);
-    const float one_minus_beta1 = 1.0f - beta1, one_minus_beta2 = 1.0f - beta2;
-    for (int64_t k = 0; k < size; k++) {
-        const float g = grad[k];
-        const float mk = m[k] + one_minus_beta1 * (g - m[k]);
-        const float vk = beta2 * v[k] + one_minus_beta2 * g * g;
-        m[k] = mk;
-        v[k] = vk;
-        theta[k] -= step_size * mk / (sqrtf(vk) / bias2_sqrt + eps);
-    }
-}
+/* ---- the chunk's rows ------------------------------------------------------------------------------- */
 
-/* Train on the chunk's n rows in batches of `batch`; steps are numbered from step0 + 1.
- * logits (n x classes) keeps every batch's logits for the caller's loss bookkeeping; dlogits is scratch of the same
- * shape; grad (classes x width) holds the last step's gradient. Returns the number of steps taken. */
-int64_t headloop_steps(void *sgemm_ptr, const float *inputs, const int64_t *targets, const float *row_scale,
-                       float *logits, float *dlogits, float *theta, float *grad, float *m, float *v, int n, int batch,
-                       int width, int classes, int loss, float gamma, float min_margin, const float *class_weights,
-                       float lr, float beta1, float beta2, float eps, int64_t step0) {
-    const sgemm_fn sgemm = (sgemm_fn)sgemm_ptr;
-    const float one = 1.0f, zero = 0.0f;
-    const int64_t size = (int64_t)classes * width;
-    int64_t step = step0;
-    FLUSH_DENORMALS_BEGIN
-    for (int start = 0; start < n; start += batch) {
-        const int rows = n - start < batch ? n - start : batch;
-        const float *x = inputs + (int64_t)start * width;
-        float *l = logits + (int64_t)start * classes;
-        float *d = dlogits + (int64_t)start * classes;
-        /* column-major view: logits^T (classes x rows) = theta (classes x width) . x^T */
-        sgemm("T", "N", &classes, &rows, &width, &one, theta, &width, x, &width, &zero, l, &classes);
-        loss_gradient(loss, l, targets + start, row_scale ? row_scale + start : 0, class_weights, gamma, min_margin,
-                      d, rows, batch, classes);
-        /* grad^T (width x classes) = x^T (width x rows) . dlogits (rows x classes) */
-        sgemm("N", "T", &width, &classes, &rows, &one, x, &width, d, &classes, &zero, grad, &width);
-        step += 1;
-        adam_step(theta, grad, m, v, size, step, lr, beta1, beta2, eps);
-    }
-    FLUSH_DENORMALS_END
-    return step - step0;
-}
-
-/* Only the two matmuls of headloop_steps, over the same batches (bench/phase2_head.py: where the time goes). */
-int64_t headloop_matmuls(void *sgemm_ptr, const float *inputs, float *logits, float *dlogits, const float *theta,
-                         float *grad, int n, int batch, int width, int classes) {
-    const sgemm_fn sgemm = (sgemm_fn)sgemm_ptr;
-    const float one = 1.0f, zero = 0.0f;
-    int64_t steps = 0;
-    for (int start = 0; start < n; start += batch, steps++) {
-        const int rows = n - start < batch ? n - start : batch;
-        const float *x = inputs + (int64_t)start * width;
-        sgemm("T", "N", &classes, &rows, &width, &one, theta, &width, x, &width, &zero, logits + (int64_t)start * classes,
-              &classes);
-        sgemm("N", "T", &width, &classes, &rows, &one, x, &width, dlogits + (int64_t)start * classes, &classes, &zero,
-              grad, &width);
-    }
-    return steps;
-}
-
-#if defined(__F16C__)
+#if defined(__F16C__) || defined(__SSE__)
 #include <immintrin.h>
 #endif
 
-/* rows[i] = features[index[i]] widened to fp32, into out (row stride `width`), for fp16 (elem_bytes 2) or fp32
- * (4) features of `dim` columns: the chunk gather without torch's per-row index_select dispatch and without a
- * staging copy. Returns 0; -2 for an index outside 0..rows-1 (nothing read); -1 when this build cannot convert
- * fp16 (no F16C): the caller gathers with torch. */
-int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t dim, const int64_t *index, int n,
-                    float *out, int width) {
+/* The rows a gather asks the memory system for ahead of the one it converts: each epoch visits the rows in a fresh
+ * shuffle, so every row (1 KB of fp16 at 512 features) is a DRAM miss that the hardware prefetcher cannot guess;
+ * without this the gather ran at ~0.65 us a row, ~3 s of the 30 epochs. */
+enum { GATHER_AHEAD = 8 };
+
+static inline void prefetch_row(const char *row, int64_t bytes) {
+#if defined(__SSE__)
+    for (int64_t at = 0; at < bytes; at += 64) _mm_prefetch(row + at, _MM_HINT_T0);
+#else
+    (void)row;
+    (void)bytes;
+#endif
+}
+
+/* Whether gather_rows can read features of elem_bytes bytes (fp16 needs F16C). */
+static int can_gather(int elem_bytes) {
+#if defined(__F16C__)
+    return elem_bytes == 2 || elem_bytes == 4;
+#else
+    return elem_bytes == 4;
+#endif
+}
+
+static int indices_in_range(const int64_t *index, int n, int64_t rows) {
     for (int i = 0; i < n; i++)
-        if (index[i] < 0 || index[i] >= rows) return -2;
+        if (index[i] < 0 || index[i] >= rows) return 0;
+    return 1;
+}
+
+/* rows[i] = features[index[i]] widened to fp32, into out (row stride `width`), for fp16 (elem_bytes 2) or fp32
+ * (4) features of `dim` columns; indices already checked. Returns 0, or -1 when can_gather(elem_bytes) is false. */
+static int gather_rows(const void *features, int elem_bytes, int64_t dim, const int64_t *index, int n, float *out,
+                       int width) {
+    const int64_t row_bytes = dim * elem_bytes;
+    for (int i = 0; i < n && i < GATHER_AHEAD; i++) prefetch_row((const char *)features + index[i] * row_bytes, row_bytes);
     if (elem_bytes == 4) {
         for (int i = 0; i < n; i++) {
+            if (i + GATHER_AHEAD < n)
+                prefetch_row((const char *)features + index[i + GATHER_AHEAD] * row_bytes, row_bytes);
             const float *src = (const float *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
             for (int64_t k = 0; k < dim; k++) dst[k] = src[k];
@@ -252,6 +400,8 @@ int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t 
 #if defined(__F16C__)
     if (elem_bytes == 2) {
         for (int i = 0; i < n; i++) {
+            if (i + GATHER_AHEAD < n)
+                prefetch_row((const char *)features + index[i + GATHER_AHEAD] * row_bytes, row_bytes);
             const uint16_t *src = (const uint16_t *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
             int64_t k = 0;
@@ -264,3 +414,204 @@ int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t 
 #endif
     return -1;
 }
+
+/* gather_rows for the torch loop's chunks: the gather without torch's per-row index_select dispatch and without a
+ * staging copy. Returns 0; -2 for an index outside 0..rows-1 (nothing read); -1 when this build cannot convert
+ * fp16 (no F16C): the caller gathers with torch. */
+int headloop_gather(const void *features, int elem_bytes, int64_t rows, int64_t dim, const int64_t *index, int n,
+                    float *out, int width) {
+    if (!indices_in_range(index, n, rows)) return -2;
+    return gather_rows(features, elem_bytes, dim, index, n, out, width);
+}
+
+/* ---- threads ---------------------------------------------------------------------------------------------------- */
+
+/* A sense-reversing barrier. Waiters spin (a step is ~60 us; a futex wake costs several), then yield the core so
+ * that an oversubscribed machine (tests beside a training run) degrades instead of burning a core per waiter. */
+typedef struct {
+    atomic_int arrived;
+    atomic_int sense;
+    int threads;
+} barrier;
+
+static void barrier_wait(barrier *b, int *local_sense) {
+    const int sense = !*local_sense;
+    *local_sense = sense;
+    if (atomic_fetch_add_explicit(&b->arrived, 1, memory_order_acq_rel) == b->threads - 1) {
+        atomic_store_explicit(&b->arrived, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->sense, sense, memory_order_release);
+        return;
+    }
+    for (int spins = 0; atomic_load_explicit(&b->sense, memory_order_acquire) != sense; spins++) {
+        if (spins < 20000)
+            SPIN_PAUSE();
+        else
+            sched_yield();
+    }
+}
+
+/* What every thread of one headloop_steps call shares. */
+typedef struct {
+    const float *inputs, *row_scale, *class_weights;  /* inputs: written only by the gather */
+    const int64_t *targets;
+    float *logits, *dlogits, *theta, *grad, *m, *v;
+    double *row_loss;
+    const void *features;  /* NULL: inputs already hold the chunk's rows; else gather them from features[index] */
+    const int64_t *index;
+    int64_t dim;
+    int elem_bytes;
+    int n, batch, width, classes, loss, threads, matmuls_only, forward_only;
+    float gamma, min_margin, lr, beta1, beta2, eps;
+    int64_t step0;
+    barrier sync;
+    atomic_int go;
+} chunk_work;
+
+typedef struct {
+    chunk_work *work;
+    int index;
+} thread_slot;
+
+/* [begin, end) of `count` items for thread `index` of `threads`, in units of `unit` items (the last may be short).
+ * The matmuls share rows in units of a forward tile and columns in units of a gradient tile, so that which tile
+ * computes an element depends on its place in the batch, not on the thread count: the compiler's code for the
+ * edge tiles rounds differently from the full tiles', and results must not depend on the thread count. */
+static void share(int count, int unit, int index, int threads, int *begin, int *end) {
+    const int units = (count + unit - 1) / unit;
+    const int b = (int)((int64_t)units * index / threads) * unit, e = (int)((int64_t)units * (index + 1) / threads) * unit;
+    *begin = b < count ? b : count;
+    *end = e < count ? e : count;
+}
+
+/* One thread's part of every step of the chunk: its rows of the forward pass and the loss, a barrier, its columns
+ * of the gradient and Adam, a barrier (the next step's forward reads every column of theta). */
+static void run_share(chunk_work *w, int index) {
+    FLUSH_DENORMALS_BEGIN
+    int local_sense = 0;
+    if (w->forward_only) {  /* headloop_logits: rows are independent, no barrier */
+        int r0, r1;
+        share(w->n, FORWARD_ROWS, index, w->threads, &r0, &r1);
+        forward_rows(w->inputs, w->theta, w->logits, r0, r1, w->width, w->classes);
+        FLUSH_DENORMALS_END
+        return;
+    }
+    int k0, k1;
+    share(w->width, GRADIENT_VECTORS * LANES, index, w->threads, &k0, &k1);
+    if (w->features) {  /* every thread gathers a share of the chunk's rows: twice the DRAM misses in flight */
+        int g0, g1;
+        share(w->n, 1, index, w->threads, &g0, &g1);
+        gather_rows(w->features, w->elem_bytes, w->dim, w->index + g0, g1 - g0, (float *)w->inputs + (int64_t)g0 * w->width,
+                    w->width);
+        if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+    }
+    int64_t step = w->step0;
+    for (int start = 0; start < w->n; start += w->batch) {
+        const int rows = w->n - start < w->batch ? w->n - start : w->batch;
+        const float *x = w->inputs + (int64_t)start * w->width;
+        float *l = w->logits + (int64_t)start * w->classes;
+        float *d = w->dlogits + (int64_t)start * w->classes;
+        int r0, r1;
+        share(rows, FORWARD_ROWS, index, w->threads, &r0, &r1);
+        forward_rows(x, w->theta, l, r0, r1, w->width, w->classes);
+        if (!w->matmuls_only)
+            loss_gradient(w->loss, l, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
+                          w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1, rows, w->batch,
+                          w->classes);
+        if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+        step += 1;
+        const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
+        gradient_columns(x, d, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
+                         w->matmuls_only ? 0 : &adam);
+        if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+    }
+    FLUSH_DENORMALS_END
+}
+
+static void *thread_main(void *arg) {
+    const thread_slot *slot = arg;
+    chunk_work *w = slot->work;
+    for (int spins = 0; !atomic_load_explicit(&w->go, memory_order_acquire); spins++)
+        if (spins >= 20000) sched_yield();
+    run_share(w, slot->index);
+    return 0;
+}
+
+/* Runs run_share on up to w->threads threads, this one included. The threads wait at a gate until the count of
+ * those that started is known, so a thread that cannot be started shrinks the count instead of leaving the others
+ * at a barrier for ever. Returns the number of threads used. */
+static int run_threads(chunk_work *w) {
+    pthread_t ids[MAX_THREADS];
+    thread_slot slots[MAX_THREADS];
+    int wanted = w->threads < 1 ? 1 : w->threads > MAX_THREADS ? MAX_THREADS : w->threads;
+    if (wanted > w->width / LANES) wanted = w->width / LANES;  /* each thread's share is whole column vectors */
+    if (wanted < 1) wanted = 1;
+    atomic_store(&w->go, 0);
+    int started = 1;
+    for (; started < wanted; started++) {
+        slots[started] = (thread_slot){w, started};
+        if (pthread_create(&ids[started], 0, thread_main, &slots[started]) != 0) break;
+    }
+    w->threads = started;
+    w->sync.threads = started;
+    atomic_store(&w->sync.arrived, 0);
+    atomic_store(&w->sync.sense, 0);
+    atomic_store_explicit(&w->go, 1, memory_order_release);
+    run_share(w, 0);
+    for (int i = 1; i < started; i++) pthread_join(ids[i], 0);
+    return started;
+}
+
+/* Train on the chunk's n rows in batches of `batch` on `threads` threads; steps are numbered from step0 + 1.
+ * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): the chunk is gathered first into
+ * inputs' first dim columns (features NULL: inputs already hold it). logits (n x classes) keeps every batch's logits;
+ * dlogits is scratch of the same shape; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
+ * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
+ * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
+ * -1 when width is not a multiple of 8 or the features' type cannot be gathered, -2 for an index outside the
+ * features' rows (nothing trained). */
+int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_rows, int64_t dim, const int64_t *index,
+                       float *inputs, const int64_t *targets, const float *row_scale, float *logits, float *dlogits,
+                       float *theta, float *grad, float *m, float *v, int n, int batch, int width, int classes, int loss,
+                       float gamma, float min_margin, const float *class_weights, float lr, float beta1, float beta2,
+                       float eps, int64_t step0, int threads, double *row_loss, double *loss_out) {
+    if (width % LANES || (features && (!can_gather(elem_bytes) || dim > width))) return -1;
+    if (features && !indices_in_range(index, n, feature_rows)) return -2;
+    chunk_work w = {.inputs = inputs, .row_scale = row_scale, .class_weights = class_weights, .targets = targets,
+                    .logits = logits, .dlogits = dlogits, .theta = theta, .grad = grad, .m = m, .v = v,
+                    .row_loss = row_loss, .features = features, .index = index, .dim = dim, .elem_bytes = elem_bytes,
+                    .n = n, .batch = batch, .width = width, .classes = classes, .loss = loss, .threads = threads,
+                    .gamma = gamma, .min_margin = min_margin, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
+                    .step0 = step0};
+    run_threads(&w);
+    if (row_loss && loss_out) {
+        double total = 0.0;
+        for (int i = 0; i < n; i++) total += row_loss[i];
+        *loss_out = total;
+    }
+    return (n + batch - 1) / batch;
+}
+
+/* logits (n x classes) = inputs (n x width) . theta^T on `threads` threads: validation's logits each epoch, with the
+ * training steps' own matmul (the bias rides in the inputs' column of ones). Returns 0, -1 when width is not a
+ * multiple of 8. */
+int headloop_logits(const float *inputs, const float *theta, float *logits, int n, int width, int classes,
+                    int threads) {
+    if (width % LANES) return -1;
+    chunk_work w = {.inputs = inputs, .theta = (float *)theta, .logits = logits, .n = n, .width = width,
+                    .classes = classes, .threads = threads, .forward_only = 1};
+    run_threads(&w);
+    return 0;
+}
+
+/* Only the two matmuls of headloop_steps, over the same batches and threads (bench/phase2_head.py: where the time
+ * goes). dlogits is read as it is; theta, m and v are untouched. */
+int64_t headloop_matmuls(const float *inputs, float *logits, float *dlogits, const float *theta, float *grad, int n,
+                         int batch, int width, int classes, int threads) {
+    if (width % LANES) return -1;
+    chunk_work w = {.inputs = inputs, .logits = logits, .dlogits = dlogits, .theta = (float *)theta, .grad = grad,
+                    .n = n, .batch = batch, .width = width, .classes = classes, .threads = threads,
+                    .matmuls_only = 1};
+    run_threads(&w);
+    return (n + batch - 1) / batch;
+}
+

@@ -1,10 +1,10 @@
 """The compiled phase-2 step loop (headloop.c), loaded with ctypes; None when it is not built or not usable.
 
-`make setup` builds `_headloop.so` beside this file (Makefile: headloop) for the machine it runs on. The library
-calls the BLAS `sgemm_` that torch's CPU build exports (MKL on x86-64 wheels), so its matmuls are torch's, on
-torch's threads. Before first use it trains a few steps and checks them against the torch loop's arithmetic
-(a wrong BLAS integer width or an ABI mismatch fails that check): any failure logs why and leaves the caller on
-its torch loop, which computes the same thing.
+`make setup` builds `_headloop.so` beside this file (Makefile: headloop) for the machine it runs on. The library has
+its own register-tiled matmuls and runs each chunk on its own threads (headloop.c says why not BLAS). Before first
+use it trains a few steps on one and on two threads and checks them against the torch loop's arithmetic (an ABI
+mismatch fails that check): any failure logs why and leaves the caller on its torch loop, which computes the same
+thing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -19,13 +20,16 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 4
+ABI = 5
+# Threads of the compiled loop when HeadConfig.num_threads is None: its step is ~60 us of arithmetic over a batch
+# that fits in L2, split at two barriers per step; past 2 threads the barriers cost more than the split saves.
+DEFAULT_THREADS = 2
 # headloop_isa()'s bits, as /proc/cpuinfo names them (see headloop.c).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "bmi2", "f16c")
 LOSS_SOFTMAX, LOSS_FOCAL, LOSS_SIGMOID_FOCAL = 0, 1, 2
 
 _P, _I, _F, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_int64
-_ARGTYPES = [_P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _I, _I, _I, _I, _I, _F, _F, _P, _F, _F, _F, _F, _L]
+_ARGTYPES = [_P, _I, _L, _L, _P] + [_P] * 9 + [_I] * 5 + [_F, _F, _P, _F, _F, _F, _F, _L, _I, _P, _P]
 
 
 def cpu_flags() -> set[str] | None:
@@ -47,22 +51,21 @@ def missing_isa(built: int, flags: set[str] | None) -> list[str]:
     return [name for bit, name in enumerate(ISA_FLAGS) if built >> bit & 1 and name not in flags]
 
 
-def _sgemm_address() -> int | None:
-    library = Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"
+def threads_for(num_threads: int | None) -> int:
+    """The compiled loop's thread count: num_threads as configured, else DEFAULT_THREADS capped at the usable cores."""
+    if num_threads is not None:
+        return num_threads
     try:
-        return ctypes.cast(ctypes.CDLL(str(library)).sgemm_, ctypes.c_void_p).value
-    except (OSError, AttributeError):
-        return None
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(DEFAULT_THREADS, cores))
 
 
 @functools.cache
 def load() -> HeadLoop | None:
     if not LIBRARY.is_file():
         log.info("phase-2 head: %s is not built (make setup builds it); using the torch loop", LIBRARY.name)
-        return None
-    sgemm = _sgemm_address()
-    if sgemm is None:
-        log.info("phase-2 head: this torch build exports no sgemm_; using the torch loop")
         return None
     try:
         library = ctypes.CDLL(str(LIBRARY))
@@ -76,10 +79,12 @@ def load() -> HeadLoop | None:
         log.warning("phase-2 head: cannot load %s (%s); using the torch loop", LIBRARY, error)
         return None
     steps, matmuls, gather = library.headloop_steps, library.headloop_matmuls, library.headloop_gather
+    logits = library.headloop_logits
     steps.restype, steps.argtypes = _L, _ARGTYPES
-    matmuls.restype, matmuls.argtypes = _L, [_P, _P, _P, _P, _P, _P, _I, _I, _I, _I]
+    matmuls.restype, matmuls.argtypes = _L, [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I]
     gather.restype, gather.argtypes = _I, [_P, _I, _L, _L, _P, _I, _P, _I]
-    loop = HeadLoop(steps, matmuls, gather, sgemm)
+    logits.restype, logits.argtypes = _I, [_P, _P, _P, _I, _I, _I, _I]
+    loop = HeadLoop(steps, matmuls, gather, logits)
     problem = loop.self_check()
     if problem:
         log.warning("phase-2 head: %s failed its self-check (%s); using the torch loop", LIBRARY.name, problem)
@@ -94,14 +99,19 @@ def _address(tensor: torch.Tensor | None) -> int | None:
 class HeadLoop:
     """One call trains a chunk's batches: see headloop.c for the arithmetic, _FusedHead for the buffers."""
 
-    def __init__(self, steps, matmuls, gather, sgemm: int):
-        self._steps, self._matmuls, self._gather, self._sgemm = steps, matmuls, gather, sgemm
+    def __init__(self, steps, matmuls, gather, logits):
+        self._steps, self._matmuls, self._gather, self._logits = steps, matmuls, gather, logits
+
+    @staticmethod
+    def gathers(features: torch.Tensor) -> bool:
+        """Whether run() and gather() can read these features themselves (else the caller gathers with torch)."""
+        return features.dtype in (torch.float16, torch.float32) and features.is_contiguous() \
+            and features.device.type == "cpu"
 
     def gather(self, features: torch.Tensor, indices: torch.Tensor, out: torch.Tensor) -> bool:
         """out[i, :D] = features[indices[i]] as fp32 (fp16 or fp32 features, C-contiguous, on the CPU); False:
         the caller gathers instead. An index outside the rows raises IndexError, as index_select would."""
-        if features.dtype not in (torch.float16, torch.float32) or not features.is_contiguous() \
-                or indices.dtype != torch.int64 or not indices.is_contiguous():
+        if not self.gathers(features) or indices.dtype != torch.int64 or not indices.is_contiguous():
             return False
         status = self._gather(features.data_ptr(), features.element_size(), features.shape[0], features.shape[1],
                               indices.data_ptr(), len(indices), out.data_ptr(), out.shape[1])
@@ -109,32 +119,54 @@ class HeadLoop:
             raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
         return status == 0
 
-    def run(self, inputs: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor | None, logits: torch.Tensor,
-            dlogits: torch.Tensor, theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
-            exp_avg_sq: torch.Tensor, n: int, batch_size: int, loss: int, gamma: float, min_margin: float,
-            class_weights: torch.Tensor | None, lr: float, betas: tuple[float, float], eps: float,
-            steps_done: int) -> int:
-        """Train on inputs[:n] (fp32, C-contiguous rows of width theta's row) in batches; returns the steps taken."""
+    def run(self, features: torch.Tensor | None, indices: torch.Tensor | None, inputs: torch.Tensor,
+            targets: torch.Tensor, row_scale: torch.Tensor | None, logits: torch.Tensor, dlogits: torch.Tensor,
+            theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, n: int,
+            batch_size: int, loss: int, gamma: float, min_margin: float, class_weights: torch.Tensor | None, lr: float,
+            betas: tuple[float, float], eps: float, steps_done: int, threads: int,
+            row_loss: torch.Tensor) -> tuple[int, float]:
+        """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
+        losses). The rows are features[indices] (gathered first into inputs' first columns; gathers(features) must
+        hold and indices be int64, contiguous) or, with features None, inputs[:n] as they are. inputs: fp32,
+        C-contiguous rows of width theta's row, a multiple of 8. row_loss: float64 scratch of at least n values.
+        An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
-        return self._steps(self._sgemm, inputs.data_ptr(), targets.data_ptr(), _address(row_scale),
-                           logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(), grad.data_ptr(),
-                           exp_avg.data_ptr(), exp_avg_sq.data_ptr(), n, batch_size, inputs.shape[1], classes, loss,
-                           gamma, min_margin, _address(class_weights), lr, betas[0], betas[1], eps, steps_done)
+        loss_sum = ctypes.c_double(0.0)
+        source = (features.data_ptr(), features.element_size(), features.shape[0], features.shape[1],
+                  indices.data_ptr()) if features is not None else (None, 0, 0, 0, None)
+        steps = self._steps(*source, inputs.data_ptr(), targets.data_ptr(), _address(row_scale),
+                            logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(), grad.data_ptr(),
+                            exp_avg.data_ptr(), exp_avg_sq.data_ptr(), n, batch_size, inputs.shape[1], classes, loss,
+                            gamma, min_margin, _address(class_weights), lr, betas[0], betas[1], eps, steps_done,
+                            threads, row_loss.data_ptr(), ctypes.byref(loss_sum))
+        if steps == -2:
+            raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
+        if steps < 0:
+            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 8 is needed) "
+                             "or features it cannot read")
+        return steps, loss_sum.value
+
+    def logits(self, inputs: torch.Tensor, theta: torch.Tensor, out: torch.Tensor, threads: int) -> None:
+        """out (n x classes) = inputs (n x width, fp32, C-contiguous, the bias's column of ones included) . theta^T,
+        with the training steps' own matmul on `threads` threads."""
+        if self._logits(inputs.data_ptr(), theta.data_ptr(), out.data_ptr(), inputs.shape[0], inputs.shape[1],
+                        out.shape[1], threads) != 0:
+            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 8 is needed)")
 
     def matmuls_only(self, inputs: torch.Tensor, logits: torch.Tensor, dlogits: torch.Tensor, theta: torch.Tensor,
-                     grad: torch.Tensor, n: int, batch_size: int) -> int:
-        """Only the two matmuls of run()'s steps over the same batches (the benchmark's limit)."""
-        return self._matmuls(self._sgemm, inputs.data_ptr(), logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(),
-                             grad.data_ptr(), n, batch_size, inputs.shape[1], logits.shape[1])
+                     grad: torch.Tensor, n: int, batch_size: int, threads: int) -> int:
+        """Only the two matmuls of run()'s steps over the same batches and threads (the benchmark's limit)."""
+        return self._matmuls(inputs.data_ptr(), logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(),
+                             grad.data_ptr(), n, batch_size, inputs.shape[1], logits.shape[1], threads)
 
     def self_check(self) -> str | None:
-        """Three steps on a small problem against the same steps in torch; a message when they differ."""
+        """Three steps on a small problem against the same steps in torch, on 1 and on 2 threads; a message when
+        they differ."""
         generator = torch.Generator().manual_seed(0)
-        n, width, classes, batch = 20, 8, 3, 8
+        n, width, classes, batch = 20, 16, 3, 8  # 16: two column vectors, one per thread
         inputs = torch.randn(n, width, generator=generator)
         targets = torch.randint(0, classes, (n,), generator=generator)
         theta = torch.randn(classes * width, generator=generator) * 0.1
-        state = [torch.zeros_like(theta) for _ in range(3)]
         logits, dlogits = torch.empty(n, classes), torch.empty(n, classes)
         expected = theta.clone().view(classes, width)
         m, v = torch.zeros_like(expected), torch.zeros_like(expected)
@@ -147,9 +179,17 @@ class HeadLoop:
             v.mul_(0.999).addcmul_(g, g, value=0.001)
             denom = (v.sqrt() / (1 - 0.999 ** step) ** 0.5).add_(1e-6)
             expected -= 0.01 / (1 - 0.9 ** step) * m / denom
-        taken = self.run(inputs, targets, None, logits, dlogits, theta, *state, n, batch, LOSS_SOFTMAX, 0.0, 1e-6,
-                         None, 0.01, (0.9, 0.999), 1e-6, 0)
-        if taken != 3:
-            return f"took {taken} steps, expected 3"
-        error = float((theta.view(classes, width) - expected).abs().max())
-        return None if error < 1e-5 else f"weights differ from torch's by {error:.2e}"
+        start = theta.clone()
+        for threads in (1, 2):
+            trained = start.clone()
+            state = [torch.zeros_like(trained) for _ in range(3)]
+            # the rows gathered by the loop itself (in order), as training gathers each chunk
+            taken, _ = self.run(inputs, torch.arange(n), torch.empty(n, width), targets, None, logits, dlogits,
+                                trained, *state, n, batch, LOSS_SOFTMAX, 0.0, 1e-6, None, 0.01, (0.9, 0.999), 1e-6, 0,
+                                threads, torch.empty(n, dtype=torch.float64))
+            if taken != 3:
+                return f"took {taken} steps on {threads} thread(s), expected 3"
+            error = float((trained.view(classes, width) - expected).abs().max())
+            if not error < 1e-5:
+                return f"weights differ from torch's by {error:.2e} on {threads} thread(s)"
+        return None
