@@ -14,11 +14,16 @@ loop (`train.loops.train_one_epoch`, Adam, cross-entropy, batch 64):
              the loader made before timing, cycled), T threads, no loader.
 
 Rounds alternate which side runs first, so drifting load from other processes falls on both; the ratio
-is the median over rounds of real / synthetic images/s. Target: >= 0.9 at both sizes. `--splits auto`
-(the default) measures only the split `train` chooses for this machine (`train.parallelism`); `all`
-measures every split that fits the CPUs, the table in bench/README.md. `--ci`: a small run for
-`make bench-ci` (108 photos, 3 rounds of 4 batches at 64 px and of one batch of 16 at 224 px). Writes
-bench/results/train_throughput.json (bench/results.py) with the automatic split's ratios.
+is the median over rounds of real / synthetic images/s. Target: >= 0.9 at both sizes. Each real pass also
+times how long training waited for the loader (in `next()` of its batches, normalization included): that
+share of the pass (`data_wait_share`) is the direct answer, free of the noise of the model's own steps
+(+-10 % per 224-px step on the shared 2-core VM, which passes of only 2 batches could not average out).
+Warm-up: one pass of at most 2 batches per side (workers, allocator, oneDNN primitives).
+
+`--splits auto` (the default) measures only the split `train` chooses for this machine
+(`train.parallelism`); `all` measures every split that fits the CPUs, the table in bench/README.md.
+`--ci`: a small run for `make bench-ci` (108 photos, 3 rounds of 4 batches at 64 px and of one batch of
+16 at 224 px). Writes bench/results/train_throughput.json (bench/results.py) with the automatic split's ratios.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,14 +53,24 @@ SOURCES = ("ena24-small", "lila-mixed", "serengeti-samples/labelled", "serengeti
 SHARD_SIZE = {64: 80, 224: 256}  # the demo's 64-px crops come from 80-px shards; 224-px from 256-px ones
 TARGET = 0.9
 BATCH = 64
+# Batches per timed pass and rounds per split. The model's own step time drifts by +-10 % over seconds on the shared
+# 2-core VM, loader or not, so many short alternating passes cancel the drift better than a few long ones; but a
+# pass must hold several steps to average each step's scatter. 64 px: ~0.5 s a step, 9 rounds of 8 in ~80 s;
+# 224 px: ~5.5 s a step, 3 rounds of 4 in ~3 minutes (2-batch passes gave 0.86 where 4-batch passes gave 1.05).
+DEFAULT_BATCHES = {64: 8, 224: 4}
+DEFAULT_ROUNDS = {64: 9, 224: 3}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="64,224", help="crop sizes, comma-separated (64 and/or 224)")
     parser.add_argument("--splits", default="auto", help="auto, all, or W:T[:NICE] such as 1:2,2:2,1:2:0")
-    parser.add_argument("--batches", type=int, help="batches per timed pass (default: 8 at 64 px, 2 at 224 px)")
-    parser.add_argument("--rounds", type=int, default=3, help="timed real/synthetic pairs per split")
+    parser.add_argument("--batches", type=int,
+                        help=f"batches per timed pass (default: {DEFAULT_BATCHES[64]} at 64 px, "
+                             f"{DEFAULT_BATCHES[224]} at 224 px)")
+    parser.add_argument("--rounds", type=int,
+                        help=f"timed real/synthetic pairs per split (default: {DEFAULT_ROUNDS[64]} at 64 px, "
+                             f"{DEFAULT_ROUNDS[224]} at 224 px)")
     parser.add_argument("--images", type=int, default=216, help="photos in the set (repeats of ~108 real ones)")
     parser.add_argument("--ci", action="store_true", help="small run for make bench-ci (64 px and 224 px, few batches)")
     parser.add_argument("--nice", type=int, help="the workers' niceness (default: the automatic split's)")
@@ -79,27 +95,30 @@ def main() -> None:
         folder = photo_folder(root, args.images)
         for size in sizes:
             shards = shard(folder, root / f"shards-{SHARD_SIZE[size]}", SHARD_SIZE[size])
-            batches = args.batches or (8 if size == 64 else 2)
+            batches = args.batches or DEFAULT_BATCHES[size]
             batch_size = args.batch_size
             if args.ci:
                 batches, batch_size = (4, BATCH) if size == 64 else (1, 16)
             for workers, threads, nice in splits:
-                result = measure(shards, size, workers, threads, nice, batch_size, batches, args.rounds)
+                rounds = args.rounds or DEFAULT_ROUNDS[size]
+                result = measure(shards, size, workers, threads, nice, batch_size, batches, rounds)
                 result["automatic"] = (workers, threads, nice) == (auto.workers, auto.torch_threads, auto.worker_nice)
                 results.append(result)
                 print(f"  {size} px, {workers} workers (nice {nice}), {threads} threads: real {result['real_images_per_s']:.1f}, "
                       f"synthetic {result['synthetic_images_per_s']:.1f} images/s, ratio {result['ratio']:.2f}× "
-                      f"(rounds {', '.join(f'{r:.2f}' for r in result['round_ratios'])})", flush=True)
+                      f"(rounds {', '.join(f'{r:.2f}' for r in result['round_ratios'])}); waited for data "
+                      f"{result['data_wait_share']:.1%} of the real passes", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(results)
     chosen = {r["image_size"]: r for r in results if r["automatic"]}
     write_result(
         "train_throughput",
-        figures={f"real_images_per_s_{size}": r["real_images_per_s"] for size, r in chosen.items()},
+        figures={**{f"real_images_per_s_{size}": r["real_images_per_s"] for size, r in chosen.items()},
+                 **{f"data_wait_share_{size}": r["data_wait_share"] for size, r in chosen.items()}},
         baseline={f"synthetic_images_per_s_{size}": r["synthetic_images_per_s"] for size, r in chosen.items()},
         ratios={f"real_vs_synthetic_{size}": r["ratio"] for size, r in chosen.items()},
-        config={"automatic_split": auto.as_dict(), "splits_measured": results, "rounds": args.rounds,
+        config={"automatic_split": auto.as_dict(), "splits_measured": results,
                 "load_average_start": [round(x, 2) for x in load_start]},
         ci=args.ci)
 
@@ -157,21 +176,25 @@ def measure(shards: Path, size: int, workers: int, threads: int, nice: int, batc
         loss_fn = torch.nn.CrossEntropyLoss()
         epochs = itertools.count()
 
-        def real() -> float:
-            order = rng.integers(0, len(loader.index), batches * batch_size)
-            stats = train_one_epoch(model, loader.epoch(order, next(epochs)), len(order), 0, optimizer, loss_fn,
-                                    device, progress=False)
+        waits = []  # per real pass: (seconds waiting for the loader, seconds of the pass)
+
+        def real(n: int = batches) -> float:
+            order = rng.integers(0, len(loader.index), n * batch_size)
+            waited = Waited(loader.epoch(order, next(epochs)))
+            stats = train_one_epoch(model, waited, len(order), 0, optimizer, loss_fn, device, progress=False)
+            waits.append((waited.seconds, stats.seconds))
             return stats.images_per_s
 
         # In-memory tensors of the loader's own output (shape, dtype, strides), made before any timing.
         kept = list(itertools.islice(loader.epoch(rng.integers(0, len(loader.index), 4 * batch_size), next(epochs)), 4))
 
-        def synthetic() -> float:
-            stream = (kept[k % len(kept)] for k in range(batches))
-            return train_one_epoch(model, stream, batches * batch_size, 0, optimizer, loss_fn, device,
+        def synthetic(n: int = batches) -> float:
+            stream = (kept[k % len(kept)] for k in range(n))
+            return train_one_epoch(model, stream, n * batch_size, 0, optimizer, loss_fn, device,
                                    progress=False).images_per_s
 
-        real(), synthetic()  # warm-up: allocator, oneDNN primitives, the workers' first epoch
+        real(min(batches, 2)), synthetic(min(batches, 2))  # warm-up: allocator, oneDNN primitives, the workers
+        waits.clear()
         pairs = []
         for r in range(rounds):
             if r % 2:
@@ -184,15 +207,38 @@ def measure(shards: Path, size: int, workers: int, threads: int, nice: int, batc
             "worker_nice": nice, "batch_size": batch_size, "batches_per_pass": batches, "rounds": rounds,
             "real_images_per_s": round(statistics.median(a for a, _ in pairs), 2),
             "synthetic_images_per_s": round(statistics.median(b for _, b in pairs), 2),
-            "ratio": round(statistics.median(ratios), 4), "round_ratios": [round(r, 4) for r in ratios]}
+            "ratio": round(statistics.median(ratios), 4), "round_ratios": [round(r, 4) for r in ratios],
+            "data_wait_share": round(sum(w for w, _ in waits) / sum(t for _, t in waits), 5),
+            "data_wait_seconds_per_batch": round(sum(w for w, _ in waits) / (len(waits) * batches), 5)}
+
+
+class Waited:
+    """Batches passed through, with the seconds spent waiting in `next()` for each (the loader's hand-over and the
+    normalization in this process: what training would not pay if the data were already in memory)."""
+
+    def __init__(self, batches):
+        self._batches = iter(batches)
+        self.seconds = 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        try:
+            return next(self._batches)
+        finally:
+            self.seconds += time.perf_counter() - start
 
 
 def report(results: list[dict]) -> None:
-    print(f"\n{'crop':>5} {'workers':>7} {'nice':>4} {'threads':>7} {'real img/s':>11} {'synthetic':>10} {'ratio':>7}")
+    print(f"\n{'crop':>5} {'workers':>7} {'nice':>4} {'threads':>7} {'real img/s':>11} {'synthetic':>10} {'ratio':>7} "
+          f"{'data wait':>9}")
     for r in results:
         mark = "  <- automatic" if r["automatic"] else ""
         print(f"{r['image_size']:>5} {r['workers']:>7} {r['worker_nice']:>4} {r['threads']:>7} "
-              f"{r['real_images_per_s']:>11.1f} {r['synthetic_images_per_s']:>10.1f} {r['ratio']:>6.2f}×{mark}")
+              f"{r['real_images_per_s']:>11.1f} {r['synthetic_images_per_s']:>10.1f} {r['ratio']:>6.2f}× "
+              f"{r['data_wait_share']:>9.2%}{mark}")
     for size in sorted({r["image_size"] for r in results}):
         chosen = [r for r in results if r["image_size"] == size and r["automatic"]]
         if chosen:
