@@ -34,7 +34,7 @@ def dry_run_report(plan: ShardPlan) -> list[str]:
     for reason, rejected in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         examples = "; ".join(f"{r.path}" + (f" ({r.detail})" if r.detail else "") for r in rejected[:EXAMPLES])
         lines.append(f"  {reason:<30}{len(rejected):>8}  e.g. {examples}")
-    remote = sum(1 for s in SPLITS for r in plan.members[s] if is_http(r.path))
+    remote = sum(map(is_http, (r.path for s in SPLITS for r in plan.members[s])))
     if remote:
         lines.append(f"{remote} images would be fetched over HTTP(S)")
     rare = rare_paths([r for s in SPLITS for r in plan.members[s]])

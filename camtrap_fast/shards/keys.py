@@ -16,9 +16,11 @@ def make_keys(relpaths: list[str], suffixes: list[str] | None = None) -> list[st
     A suffix (`_d0`: detection 0 of that image) is kept whole, even when a long path is shortened.
     """
     keys, used = [], set()
+    unsafe = _UNSAFE.sub
     for relpath, suffix in zip(relpaths, suffixes or [""] * len(relpaths)):
-        stem = relpath.rsplit(".", 1)[0] if "." in relpath.rsplit("/", 1)[-1] else relpath
-        key = (_UNSAFE.sub("_", stem).strip("_") or "sample") + suffix
+        dot = relpath.rfind(".")
+        stem = relpath[:dot] if dot > relpath.rfind("/") else relpath  # the extension of the file name, if any
+        key = (unsafe("_", stem).strip("_") or "sample") + suffix
         if len(key) > MAX_KEY_CHARS:
             digest = hashlib.sha1(relpath.encode()).hexdigest()[:16]
             key = f"{key[: MAX_KEY_CHARS - 17 - len(suffix)]}_{digest}{suffix}"

@@ -44,6 +44,8 @@ def sample_keys(records: list[Record]) -> dict[str, list[str]]:
     Suffixes name the box's place in its source (not among the boxes kept), so a detection keeps its key
     whatever the confidence threshold, and predictions join back to the detections file by it.
     """
+    if not any(r.boxes for r in records):  # whole frames, the usual case: one key per image, no suffixes
+        return {r.path: [key] for r, key in zip(records, make_keys([r.relpath for r in records]))}
     names = []
     for record in records:
         names += [(record.relpath, f"_{'d' if b.origin == DETECTION else 'a'}{b.index}") for b in record.boxes] \
