@@ -40,7 +40,11 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
                             "(each a string or whole number)") from None
         if category_id not in categories:
             raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
-        per_image.setdefault(image_id, []).append(categories[category_id])
+        names = per_image.get(image_id)
+        if names is None:
+            per_image[image_id] = [categories[category_id]]
+        else:
+            names.append(categories[category_id])
 
     records, listed = [], set()
     locate = image_locator(root)
@@ -73,7 +77,7 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
 
 def _unknown_image_ids(json_path: Path, data: dict, per_image: dict, listed: set) -> list[Rejection]:
     rejections = []
-    if not per_image.keys() - listed:
+    if per_image.keys() <= listed:
         return rejections
     for annotation in data["annotations"]:
         if annotation["image_id"] not in listed:

@@ -76,6 +76,7 @@ class ShardPlan:
     listed: int  # images the source lists
     classes: tuple[str, ...]
     members: dict[str, list[Record]]  # split -> its images in shard order
+    kept: list[Record]  # the same images in source order, to count over: they lie in memory in that order
     keys: dict[str, list[str]]  # image path -> its sample keys
     facts: dict[str, tuple[str, str]]  # sample key -> (sequence id, source relpath)
     chunks: list[Chunk]
@@ -150,20 +151,17 @@ def _make_plan(options: PlanOptions, decode_rare) -> ShardPlan:
     in_classes = set(classes)
     outside = [(r.path, r.label) for r in listed if r.label not in in_classes]
     del listed
-    members = {}
-    for split_number, split in enumerate(SPLITS):
-        ordered = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path][0])
-        rng = np.random.default_rng([options.seed, split_number])
-        members[split] = [ordered[i] for i in rng.permutation(len(ordered))]  # mix classes within every shard
+    members, sample_counts = _order_members(kept, keys, options.seed)
     return ShardPlan(
         fingerprint=crop_fingerprint(base, crop_digest, options.encode),
         format=format_used,
         listed=listed_count,
         classes=classes,
         members=members,
+        kept=kept,
         keys=keys,
         facts=facts,
-        chunks=cut_chunks(members, keys, options.shard_size),
+        chunks=cut_chunks(sample_counts, options.shard_size),
         rejections=rejections,
         wanted=wanted_splits(kept, options.split, source_fixed),
         outside=outside,
@@ -172,17 +170,35 @@ def _make_plan(options: PlanOptions, decode_rare) -> ShardPlan:
     )
 
 
-def cut_chunks(members: dict[str, list[Record]], keys: dict[str, list[str]], shard_size: int) -> list[Chunk]:
-    """Shard boundaries from the planned sample counts (1 a frame, 1 a box), never from decode results."""
+def _order_members(kept: list[Record], keys: dict[str, list[str]], seed: int) -> tuple[dict, dict]:
+    """{split: its images in shard order}: by sample key, then a seeded permutation that mixes classes within every
+    shard; and {split: each of them's sample count}, in the same order. Worked out on numbers in `kept`'s order
+    (`keys` is in that order too): a walk over millions of records in shuffled order is a cache miss a record."""
+    own_keys = list(keys.values())
+    assert len(own_keys) == len(kept), "keys must hold one entry per kept image, in the same order"
+    sizes = np.fromiter(map(len, own_keys), dtype=np.int64, count=len(own_keys))
+    split_of = np.fromiter(map(SPLITS.index, (r.split for r in kept)), dtype=np.int64, count=len(kept))
+    members, sample_counts = {}, {}
+    for split_number, split in enumerate(SPLITS):
+        ordered = sorted(np.flatnonzero(split_of == split_number).tolist(), key=lambda i: own_keys[i][0])
+        rng = np.random.default_rng([seed, split_number])
+        order = np.array(ordered, dtype=np.int64)[rng.permutation(len(ordered))]
+        members[split] = [kept[i] for i in order.tolist()]
+        sample_counts[split] = sizes[order]
+    return members, sample_counts
+
+
+def cut_chunks(sample_counts: dict[str, np.ndarray], shard_size: int) -> list[Chunk]:
+    """Shard boundaries from the planned sample counts (1 a frame, 1 a box) of each split's images in shard order,
+    never from decode results."""
     chunks: list[Chunk] = []
     for split in SPLITS:
-        images = members[split]
         # The running sample count, and each shard's end found by bisection: one step per shard, not per image.
-        counts = np.cumsum(np.fromiter((len(keys[r.path]) for r in images), dtype=np.int64, count=len(images)))
+        counts = np.cumsum(sample_counts[split])
         bounds, start, before = [], 0, 0
-        while start < len(images):
+        while start < len(counts):
             end = int(np.searchsorted(counts, before + max(shard_size, 1), side="left")) + 1  # first to reach it
-            end = min(end, len(images))
+            end = min(end, len(counts))
             bounds.append((start, end))
             start, before = end, int(counts[end - 1])
         chunks += [Chunk(len(chunks) + n, split, f"{split}/shard-{n:06d}.tar", a, b) for n, (a, b) in enumerate(bounds)]
@@ -191,12 +207,12 @@ def cut_chunks(members: dict[str, list[Record]], keys: dict[str, list[str]], sha
 
 def planned_counts(plan: ShardPlan) -> dict[str, Counter]:
     """{split: Counter(class -> samples)} as planned (before any decode failure)."""
-    counts = {}
-    for split in SPLITS:
-        members = plan.members[split]
-        counter = Counter(r.label for r in members if not r.boxes)  # one C-level count over the whole frames
-        counter.update(box.label or r.label for r in members if r.boxes for box in r.boxes)
-        counts[split] = counter
+    counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
+    for (split, label), n in Counter((r.split, r.label) for r in plan.kept if not r.boxes).items():
+        counts[split][label] += n
+    for r in plan.kept:
+        if r.boxes:
+            counts[r.split].update(box.label or r.label for box in r.boxes)
     return counts
 
 
