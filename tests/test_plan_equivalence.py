@@ -183,3 +183,17 @@ def test_plan_is_what_main_planned(tmp_path, name):
                        [(r.path, r.reason, r.detail) for r in plan.rejections], plan.outside, plan.wanted,
                        dry_run_report(plan)], default=str).replace(str(source), "SOURCE")
     assert hashlib.sha256(blob.encode()).hexdigest() == MAIN_PLANS[name]
+
+
+def test_dry_run_command_prints_the_plan_and_writes_nothing(tmp_path, cli):
+    source = tmp_path / "coco.json"
+    _write_source(source)
+    before = sorted(tmp_path.rglob("*"))
+    code, out, err = cli("shard", source, "--dry-run", "--image-root", "https://example.invalid/cams/",
+                         "--drop-classes", "empty")
+    assert code == 0, err
+    plan = make_plan(PlanOptions(source, image_root="https://example.invalid/cams/",
+                                 filters=FilterConfig(drop_classes=("empty",))))
+    assert out == "\n".join(dry_run_report(plan)) + "\n"
+    assert out.startswith(f"dry run: {plan.listed} images listed (coco)") and "would be fetched over HTTP(S)" in out
+    assert sorted(tmp_path.rglob("*")) == before
