@@ -9,7 +9,7 @@ from pathlib import Path
 from camtrap_fast.errors import UserError, os_fault
 from camtrap_fast.ingest import records as reasons
 from camtrap_fast.ingest.records import Record, Rejection
-from camtrap_fast.ingest.remote import image_path, is_url, posix_name
+from camtrap_fast.ingest.remote import image_locator
 
 
 def load_coco(json_path: Path, image_root: Path | str | None) -> list[Record]:
@@ -32,20 +32,29 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
     per_image: dict = {}
     for annotation in data["annotations"]:
         try:
-            image_id, category_id = _id(annotation["image_id"]), _id(annotation["category_id"])
+            image_id, category_id = annotation["image_id"], annotation["category_id"]
+            if type(image_id) not in _ID_TYPES or type(category_id) not in _ID_TYPES:  # the checks, off the hot path
+                image_id, category_id = _id(image_id), _id(category_id)
         except (KeyError, TypeError):
             raise UserError(f"{json_path}: annotation {str(annotation)[:80]} lacks 'image_id' or 'category_id' "
                             "(each a string or whole number)") from None
         if category_id not in categories:
             raise UserError(f"{json_path}: annotation {annotation.get('id', '?')} names unknown category_id {category_id}")
-        per_image.setdefault(image_id, []).append(categories[category_id])
+        names = per_image.get(image_id)
+        if names is None:
+            per_image[image_id] = [categories[category_id]]
+        else:
+            names.append(categories[category_id])
 
     records, listed = [], set()
+    locate = image_locator(root)
     images = data.pop("images")
     for i, image in enumerate(images):
         images[i] = None  # each image's dict goes as its record comes: the source is never held twice
         try:
-            image_id, file_name = _id(image["id"]), str(image["file_name"])
+            image_id, file_name = image["id"], image["file_name"]
+            if type(image_id) not in _ID_TYPES or type(file_name) is not str:
+                image_id, file_name = _id(image_id), str(file_name)
         except (KeyError, TypeError):
             raise UserError(f"{json_path}: an image entry lacks 'id' (a string or whole number) or 'file_name': "
                             f"{str(image)[:80]}") from None
@@ -59,24 +68,16 @@ def load_coco_checked(json_path: Path, image_root: Path | str | None) -> tuple[l
             votes = Counter(names)
             labels = tuple(sorted(votes, key=lambda n: (-votes[n], category_rank[n])))
         frame = image.get("frame_num")
-        records.append(
-            Record(
-                path=image_path(root, file_name),
-                relpath=file_name if is_url(file_name) else posix_name(file_name),
-                label=labels[0] if labels else "",
-                labels=labels or ("",),
-                location=_text(image.get("location")),
-                seq_id=_text(image.get("seq_id")),
-                frame_num=int(frame) if isinstance(frame, (int, float)) else None,
-                datetime=_text(image.get("datetime")),
-            )
-        )
+        path, relpath = locate(file_name)
+        records.append(Record(path, relpath, labels[0] if labels else "", labels or ("",),
+                              _text(image.get("location")), _text(image.get("seq_id")),
+                              int(frame) if isinstance(frame, (int, float)) else None, _text(image.get("datetime"))))
     return records, _unknown_image_ids(json_path, data, per_image, listed)
 
 
 def _unknown_image_ids(json_path: Path, data: dict, per_image: dict, listed: set) -> list[Rejection]:
     rejections = []
-    if not per_image.keys() - listed:
+    if per_image.keys() <= listed:
         return rejections
     for annotation in data["annotations"]:
         if annotation["image_id"] not in listed:
@@ -112,5 +113,8 @@ def _id(value):
     return value
 
 
+_ID_TYPES = (str, int)  # by exact type: a bool is no id
+
+
 def _text(value) -> str | None:
-    return None if value is None or value == "" else str(value)
+    return None if value is None or value == "" else value if type(value) is str else str(value)

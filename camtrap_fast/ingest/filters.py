@@ -52,8 +52,8 @@ def parse_keep_fraction(text: str | None) -> tuple[tuple[str, float], ...]:
 def check_class_names(records: list[Record], config: FilterConfig) -> None:
     """Every class a filter names must exist in the source (case-insensitively): a typo must not filter nothing."""
     known: dict[str, str] = {}  # lower-case -> as the source spells it
-    for record in records:
-        for label in record.labels:
+    for labels in dict.fromkeys(r.labels for r in records):  # the few distinct label sets, in first-seen order
+        for label in labels:
             if label:
                 known.setdefault(label.lower(), label)
     named = [("--drop-classes", name) for name in config.drop_classes]
@@ -75,6 +75,7 @@ def apply_filters(records: list[Record], config: FilterConfig,
     check_class_names(records if source_records is None else source_records, config)
     dropped = {name.lower() for name in config.drop_classes}
     kept, rejected, seen = [], [], set()
+    remaining: dict[tuple[str, ...], tuple[str, ...]] = {}  # labels -> those not dropped: few distinct label sets
     for record in records:
         if record.path in seen:
             rejected.append(Rejection(record.path, reasons.DUPLICATE, "listed more than once in the source"))
@@ -84,7 +85,9 @@ def apply_filters(records: list[Record], config: FilterConfig,
             rejected.append(Rejection(record.path, reasons.UNLABELLED, "no annotation or empty label"))
             continue
         # Dropping a class removes it from an image's labels; the image goes only when nothing is left.
-        labels = tuple(label for label in record.labels if label.lower() not in dropped)
+        labels = remaining.get(record.labels)
+        if labels is None:
+            labels = remaining[record.labels] = tuple(label for label in record.labels if label.lower() not in dropped)
         if not labels:
             rejected.append(Rejection(record.path, reasons.DROPPED_CLASS, record.label))
             continue

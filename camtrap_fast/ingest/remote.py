@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from camtrap_fast.ingest import records as reasons
@@ -20,11 +21,11 @@ _HINTS = {"s3": "https://BUCKET.s3.amazonaws.com/KEY", "gs": "https://storage.go
 
 
 def is_url(text: str) -> bool:
-    return bool(_URL.match(text))
+    return _URL.match(text) is not None
 
 
 def is_http(text: str) -> bool:
-    return bool(_HTTP.match(text))
+    return _HTTP.match(text) is not None
 
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
@@ -43,6 +44,23 @@ def image_path(root: Path | str, name: str) -> str:
     if isinstance(root, str) and is_url(root):
         return root.rstrip("/") + "/" + urllib.parse.quote(posix_name(name).lstrip("/"), safe="/")
     return os.path.abspath(os.path.join(root, name))  # an absolute `name` stays itself
+
+
+def image_locator(root: Path | str) -> Callable[[str], tuple[str, str]]:
+    """`name -> (image_path(root, name), relpath)` for the millions of names of one source: a plain relative
+    name (the usual case) is joined to the root resolved once, without quoting (it has nothing to quote) or
+    normalising (it has no `.`, `..` or `//` segment); any other name takes the general path."""
+    if isinstance(root, str) and is_url(root):
+        prefix = root.rstrip("/") + "/"
+    else:
+        prefix = os.path.join(os.path.abspath(root), "")
+
+    def locate(name: str) -> tuple[str, str]:
+        if _PLAIN.fullmatch(name):
+            return prefix + name, name
+        return image_path(root, name), name if is_url(name) else posix_name(name)
+
+    return locate
 
 
 def reject_remote(records: list[Record], fetch: bool = False) -> tuple[list[Record], list[Rejection]]:

@@ -106,40 +106,70 @@ def missing_splits(counts: dict[str, dict[str, int]], wanted: list[str]) -> dict
 
 
 def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Record], dict[str, list[str]]]:
-    """Give every record without a fixed split one; return them and the classes missing from a wanted split."""
+    """Give every record without a fixed split one; return them and the classes missing from a wanted split.
+
+    Millions of records (a LILA dataset) pass through here, so the per-record work is one pass that numbers
+    groups and classes; the vote, the per-class order and the assignment are numpy over those numbers. The
+    random draws (one permutation and one phase per class, classes in name order, groups in key order) are
+    the same as the per-record code this replaced, so every record gets the split it always got.
+    """
     group_by = config.group_by
     if group_by == "auto":
         group_by = "sequence" if any(r.seq_id for r in records) else "none"
 
     def group_key(r: Record) -> str:
-        value = {"sequence": r.seq_id, "location": r.location}.get(group_by)
+        value = r.seq_id if group_by == "sequence" else r.location if group_by == "location" else None
         return f"g:{value}" if value else f"p:{r.path}"
 
     source_fixed = any(r.split is not None for r in records)
-    records = _extend_fixed_splits(records, group_key, group_by)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, record in enumerate(records):
-        if record.split is None:
-            groups[group_key(record)].append(i)
+    if source_fixed:
+        records = _extend_fixed_splits(records, group_key, group_by)
+    free = [i for i, r in enumerate(records) if r.split is None] if source_fixed else range(len(records))
+    group_ids: dict[str, int] = {}  # group key -> its number, in order of first appearance
+    class_ids: dict[str, int] = {}
+    group_of = np.fromiter((group_ids.setdefault(group_key(records[i]), len(group_ids)) for i in free),
+                           dtype=np.int64, count=len(free))
+    class_of = np.fromiter((class_ids.setdefault(records[i].label, len(class_ids)) for i in free),
+                           dtype=np.int64, count=len(free))
+    group_split = _split_groups(list(group_ids), group_of, class_of, list(class_ids), config)
+    names = np.array(SPLITS, dtype=object)[group_split[group_of]] if len(free) else []
+    out = list(records)
+    for i, split in zip(free, names):
+        out[i] = records[i].with_split(split)
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for (split, label), n in Counter((r.split, r.label) for r in out).items():
+        counts[split][label] += n
+    return out, missing_splits(counts, wanted_splits(out, config, source_fixed))
 
-    # A group is stratified under its most common class.
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for key in sorted(groups):
-        members = groups[key]
-        first = records[members[0]].label
-        if all(records[i].label == first for i in members):  # nearly every group: no vote to count
-            by_class[first].append(key)
-            continue
-        votes = Counter(records[i].label for i in members)
-        by_class[min(votes, key=lambda c: (-votes[c], c))].append(key)
+
+def _split_groups(keys: list[str], group_of: np.ndarray, class_of: np.ndarray, class_names: list[str],
+                  config: SplitConfig) -> np.ndarray:
+    """The split number of every group (`keys[g]`), given each free record's group and class number."""
+    sizes_all = np.bincount(group_of, minlength=len(keys))
+    # A group is stratified under its most common class: nearly every group has one class, its first record's.
+    first = np.unique(group_of, return_index=True)[1]  # each group's first record (a stable sort)
+    group_class = class_of[first]
+    mixed = np.flatnonzero(np.bincount(group_of[class_of != group_class[group_of]], minlength=len(keys)))
+    if len(mixed):
+        members: dict[int, list[int]] = defaultdict(list)
+        for i in np.flatnonzero(np.isin(group_of, mixed)):
+            members[int(group_of[i])].append(int(class_of[i]))
+        for group, classes in members.items():
+            votes = Counter(class_names[c] for c in classes)
+            group_class[group] = class_names.index(min(votes, key=lambda c: (-votes[c], c)))
 
     rng = np.random.default_rng(config.seed)
     bounds = np.cumsum(config.fractions)
-    assigned = {}
-    for class_name in sorted(by_class):
-        keys = by_class[class_name]
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-        sizes = np.array([len(groups[k]) for k in keys], dtype=np.float64)
+    key_rank = np.empty(len(keys), dtype=np.int64)
+    key_rank[sorted(range(len(keys)), key=keys.__getitem__)] = np.arange(len(keys))
+    class_rank = np.empty(len(class_names), dtype=np.int64)
+    class_rank[sorted(range(len(class_names)), key=class_names.__getitem__)] = np.arange(len(class_names))
+    by_class = np.lexsort((key_rank, class_rank[group_class]))  # groups by class name, then by key
+    starts = np.flatnonzero(np.diff(class_rank[group_class[by_class]], prepend=-1))
+    group_split = np.zeros(len(keys), dtype=np.int64)
+    for groups in np.split(by_class, starts[1:]) if len(keys) else ():
+        groups = groups[rng.permutation(len(groups))]
+        sizes = sizes_all[groups].astype(np.float64)
         # Systematic sampling: each group sits at the midpoint of its share of the class's images, shifted by
         # one random phase per class. Every split gets its fraction in expectation, even for classes of a
         # few images, where a greedy "biggest deficit first" rule would hand everything to train.
@@ -148,12 +178,5 @@ def assign_splits(records: list[Record], config: SplitConfig) -> tuple[list[Reco
         splits = np.minimum(np.searchsorted(bounds, positions, side="right"), 2)
         _cover_every_split(splits, sizes, [i for i, f in enumerate(config.fractions) if f > 0])
         _few_groups(splits, sizes, config.fractions)
-        for key, split in zip(keys, splits):
-            for i in groups[key]:
-                assigned[i] = SPLITS[int(split)]
-
-    out = [r if r.split is not None else r.with_split(assigned[i]) for i, r in enumerate(records)]
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for r in out:
-        counts[r.split][r.label] += 1
-    return out, missing_splits(counts, wanted_splits(out, config, source_fixed))
+        group_split[groups] = splits
+    return group_split

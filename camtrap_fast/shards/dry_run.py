@@ -34,10 +34,10 @@ def dry_run_report(plan: ShardPlan) -> list[str]:
     for reason, rejected in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
         examples = "; ".join(f"{r.path}" + (f" ({r.detail})" if r.detail else "") for r in rejected[:EXAMPLES])
         lines.append(f"  {reason:<30}{len(rejected):>8}  e.g. {examples}")
-    remote = sum(1 for s in SPLITS for r in plan.members[s] if is_http(r.path))
+    remote = sum(map(is_http, (r.path for r in plan.kept)))
     if remote:
         lines.append(f"{remote} images would be fetched over HTTP(S)")
-    rare = rare_paths([r for s in SPLITS for r in plan.members[s]])
+    rare = rare_paths(plan.kept)
     if rare:
         lines.append(f"note: the {len(rare)} images of classes of at most {RARE_IMAGES} images are decoded first when "
                      "sharding, and a class whose images all fail then has no output")

@@ -15,9 +15,11 @@ even those in a dry run.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +76,7 @@ class ShardPlan:
     listed: int  # images the source lists
     classes: tuple[str, ...]
     members: dict[str, list[Record]]  # split -> its images in shard order
+    kept: list[Record]  # the same images in source order, to count over: they lie in memory in that order
     keys: dict[str, list[str]]  # image path -> its sample keys
     facts: dict[str, tuple[str, str]]  # sample key -> (sequence id, source relpath)
     chunks: list[Chunk]
@@ -97,6 +100,29 @@ class ShardPlan:
 def make_plan(options: PlanOptions, decode_rare=None) -> ShardPlan:
     """Ingest, filter, split and cut into shards. `decode_rare(paths) -> [Rejection]` decodes the images of rare
     classes (None in a dry run: nothing is opened)."""
+    # Planning makes millions of records, keys and dicts, none of them in a reference cycle; the cyclic collector
+    # would walk them all again and again as they pile up (a tenth of a 2,000,000-image dry run) to free nothing.
+    # So it is off meanwhile, and what survives is frozen (gc.freeze) before it is back on: the first collection
+    # would otherwise walk all of them once more. Frozen objects are still freed by reference counting.
+    with _cycle_collector(False, freeze=True):
+        return _make_plan(options, decode_rare)
+
+
+@contextmanager
+def _cycle_collector(enabled: bool, freeze: bool = False):
+    """The cyclic garbage collector on or off for a block, as it was after; `freeze`: what the block left alive is
+    never walked by it."""
+    was = gc.isenabled()
+    gc.enable() if enabled else gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        gc.enable() if was else gc.disable()
+
+
+def _make_plan(options: PlanOptions, decode_rare) -> ShardPlan:
     format_used, records, rejections = load_source(options.source, options.format, options.image_root)
     listed_count = len(records)
     identities = file_identities(records)
@@ -110,7 +136,8 @@ def make_plan(options: PlanOptions, decode_rare=None) -> ShardPlan:
     del identities
     unusable = []
     if decode_rare is not None and rare_paths(kept):
-        unusable = decode_rare(rare_paths(kept))
+        with _cycle_collector(True):  # its forked encoder workers inherit the collector's state
+            unusable = decode_rare(rare_paths(kept))
         bad = {r.path for r in unusable}
         kept = [r for r in kept if r.path not in bad]
     rejections += selected_out + missing + unusable
@@ -124,20 +151,17 @@ def make_plan(options: PlanOptions, decode_rare=None) -> ShardPlan:
     in_classes = set(classes)
     outside = [(r.path, r.label) for r in listed if r.label not in in_classes]
     del listed
-    members = {}
-    for split_number, split in enumerate(SPLITS):
-        ordered = sorted((r for r in kept if r.split == split), key=lambda r: keys[r.path][0])
-        rng = np.random.default_rng([options.seed, split_number])
-        members[split] = [ordered[i] for i in rng.permutation(len(ordered))]  # mix classes within every shard
+    members, sample_counts = _order_members(kept, keys, options.seed)
     return ShardPlan(
         fingerprint=crop_fingerprint(base, crop_digest, options.encode),
         format=format_used,
         listed=listed_count,
         classes=classes,
         members=members,
+        kept=kept,
         keys=keys,
         facts=facts,
-        chunks=cut_chunks(members, keys, options.shard_size),
+        chunks=cut_chunks(sample_counts, options.shard_size),
         rejections=rejections,
         wanted=wanted_splits(kept, options.split, source_fixed),
         outside=outside,
@@ -146,34 +170,49 @@ def make_plan(options: PlanOptions, decode_rare=None) -> ShardPlan:
     )
 
 
-def cut_chunks(members: dict[str, list[Record]], keys: dict[str, list[str]], shard_size: int) -> list[Chunk]:
-    """Shard boundaries from the planned sample counts (1 a frame, 1 a box), never from decode results."""
+def _order_members(kept: list[Record], keys: dict[str, list[str]], seed: int) -> tuple[dict, dict]:
+    """{split: its images in shard order}: by sample key, then a seeded permutation that mixes classes within every
+    shard; and {split: each of them's sample count}, in the same order. Worked out on numbers in `kept`'s order
+    (`keys` is in that order too): a walk over millions of records in shuffled order is a cache miss a record."""
+    own_keys = list(keys.values())
+    assert len(own_keys) == len(kept), "keys must hold one entry per kept image, in the same order"
+    sizes = np.fromiter(map(len, own_keys), dtype=np.int64, count=len(own_keys))
+    split_of = np.fromiter(map(SPLITS.index, (r.split for r in kept)), dtype=np.int64, count=len(kept))
+    members, sample_counts = {}, {}
+    for split_number, split in enumerate(SPLITS):
+        ordered = sorted(np.flatnonzero(split_of == split_number).tolist(), key=lambda i: own_keys[i][0])
+        rng = np.random.default_rng([seed, split_number])
+        order = np.array(ordered, dtype=np.int64)[rng.permutation(len(ordered))]
+        members[split] = [kept[i] for i in order.tolist()]
+        sample_counts[split] = sizes[order]
+    return members, sample_counts
+
+
+def cut_chunks(sample_counts: dict[str, np.ndarray], shard_size: int) -> list[Chunk]:
+    """Shard boundaries from the planned sample counts (1 a frame, 1 a box) of each split's images in shard order,
+    never from decode results."""
     chunks: list[Chunk] = []
     for split in SPLITS:
-        images, start, count = members[split], 0, 0
-        bounds = []
-        for i, record in enumerate(images):
-            count += len(keys[record.path])
-            if count >= shard_size:
-                bounds.append((start, i + 1))
-                start, count = i + 1, 0
-        if start < len(images):
-            bounds.append((start, len(images)))
+        # The running sample count, and each shard's end found by bisection: one step per shard, not per image.
+        counts = np.cumsum(sample_counts[split])
+        bounds, start, before = [], 0, 0
+        while start < len(counts):
+            end = int(np.searchsorted(counts, before + max(shard_size, 1), side="left")) + 1  # first to reach it
+            end = min(end, len(counts))
+            bounds.append((start, end))
+            start, before = end, int(counts[end - 1])
         chunks += [Chunk(len(chunks) + n, split, f"{split}/shard-{n:06d}.tar", a, b) for n, (a, b) in enumerate(bounds)]
     return chunks
 
 
 def planned_counts(plan: ShardPlan) -> dict[str, Counter]:
     """{split: Counter(class -> samples)} as planned (before any decode failure)."""
-    counts = {}
-    for split in SPLITS:
-        counter: Counter = Counter()
-        for record in plan.members[split]:
-            if record.boxes:
-                counter.update(box.label or record.label for box in record.boxes)
-            else:
-                counter[record.label] += 1
-        counts[split] = counter
+    counts: dict[str, Counter] = {split: Counter() for split in SPLITS}
+    for (split, label), n in Counter((r.split, r.label) for r in plan.kept if not r.boxes).items():
+        counts[split][label] += n
+    for r in plan.kept:
+        if r.boxes:
+            counts[r.split].update(box.label or r.label for box in r.boxes)
     return counts
 
 
@@ -197,8 +236,28 @@ def _fingerprint(options: PlanOptions, format_used: str, records: list[Record], 
         **({"remote_media": "skip"} if options.remote_media == "skip" else {}),  # absent: fingerprints made before it
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
-    encoder = json.JSONEncoder().encode
-    for record in records:
-        digest.update(encoder([record.path, record.labels, record.split, record.location, record.seq_id,
-                               record.frame_num, record.datetime, identities[record.path]]).encode())
+    encode = record_encoder()
+    for start in range(0, len(records), _FINGERPRINT_BATCH):  # one update per batch: the same bytes, fewer calls
+        digest.update("".join([encode([r.path, r.labels, r.split, r.location, r.seq_id, r.frame_num, r.datetime,
+                                       identities[r.path]]) for r in records[start:start + _FINGERPRINT_BATCH]]).encode())
     return digest.hexdigest()[:32]
+
+
+_FINGERPRINT_BATCH = 10_000
+
+
+def record_encoder():
+    """`json.JSONEncoder().encode` for a record's list of strings, numbers and None, without its per-call set-up
+    (an encoder made per call): the C encoder made once, called directly. Same text (ensure_ascii, ", " between
+    items); where the C encoder is missing, the plain one."""
+    from json import encoder as json_encoder
+
+    if json_encoder.c_make_encoder is None:
+        return json.JSONEncoder().encode
+
+    def unknown(value):
+        raise TypeError(f"{value!r} is not JSON serializable")
+
+    chunks = json_encoder.c_make_encoder(None, unknown, json_encoder.encode_basestring_ascii, None, ": ", ", ",
+                                         False, False, True)
+    return lambda value: "".join(chunks(value, 0))

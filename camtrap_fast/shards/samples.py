@@ -33,8 +33,9 @@ def plan_samples(records: list[Record]) -> tuple[tuple[str, ...], dict[str, list
     and each sample key's (sequence id, source relpath) for the sample index."""
     classes = tuple(sorted({box.label or r.label for r in records for box in r.boxes}
                            | {r.label for r in records if not r.boxes}))
-    keys = sample_keys(records)
-    facts = {key: (r.seq_id or "", r.relpath) for r in records for key in keys[r.path]}
+    per_record = _key_lists(records)
+    keys = {r.path: own for r, own in zip(records, per_record)}
+    facts = {key: (r.seq_id or "", r.relpath) for r, own in zip(records, per_record) for key in own}
     return classes, keys, facts
 
 
@@ -44,12 +45,19 @@ def sample_keys(records: list[Record]) -> dict[str, list[str]]:
     Suffixes name the box's place in its source (not among the boxes kept), so a detection keeps its key
     whatever the confidence threshold, and predictions join back to the detections file by it.
     """
+    return {r.path: own for r, own in zip(records, _key_lists(records))}
+
+
+def _key_lists(records: list[Record]) -> list[list[str]]:
+    """Each record's sample keys, in record order."""
+    if not any(r.boxes for r in records):  # whole frames, the usual case: one key per image, no suffixes
+        return [[key] for key in make_keys([r.relpath for r in records])]
     names = []
     for record in records:
         names += [(record.relpath, f"_{'d' if b.origin == DETECTION else 'a'}{b.index}") for b in record.boxes] \
             or [(record.relpath, "")]
     keys = iter(make_keys([n for n, _ in names], [suffix for _, suffix in names]))
-    return {r.path: [next(keys) for _ in (r.boxes or (None,))] for r in records}
+    return [[next(keys) for _ in (r.boxes or (None,))] for r in records]
 
 
 def samples(record: Record, keys: list[str], result):

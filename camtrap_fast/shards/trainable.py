@@ -48,6 +48,8 @@ def file_identities(records: list[Record]) -> dict[str, str]:
 def drop_missing(records: list[Record], identities: dict[str, str]) -> tuple[list[Record], list[Rejection]]:
     """Records whose file exists, and a rejection for each that does not (before splitting, so a class's
     images that do exist are the ones split)."""
+    if MISSING not in identities.values():  # the usual case, found in one C-level scan
+        return list(records), []
     present = [r for r in records if identities.get(r.path) != MISSING]
     missing = [Rejection(r.path, reasons.MISSING_FILE, "no such file")
                for r in records if identities.get(r.path) == MISSING]
@@ -56,8 +58,8 @@ def drop_missing(records: list[Record], identities: dict[str, str]) -> tuple[lis
 
 def rare_paths(records: list[Record]) -> list[str]:
     """Paths of the images of classes with at most RARE_IMAGES images, in input order."""
-    sizes = Counter(r.label for r in records)
-    return [r.path for r in records if sizes[r.label] <= RARE_IMAGES]
+    rare = {label for label, n in Counter(r.label for r in records).items() if n <= RARE_IMAGES}
+    return [r.path for r in records if r.label in rare] if rare else []
 
 
 def keep_trainable(records: list[Record]) -> tuple[list[Record], list[Rejection]]:
