@@ -96,6 +96,7 @@ bench: setup
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
 	$(BIN)/python bench/shard_plan.py
+	$(BIN)/python bench/shard_growth.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py
