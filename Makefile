@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/python -m pip install --quiet -c constraints.txt \
 		torch torchvision nvidia-dali-cuda130 webdataset numpy tqdm matplotlib \
 		pytest pytest-benchmark hypothesis scikit-learn
+	# libjpeg-turbo 3 for the shard step's decode: optional (shards/fastjpeg.py falls back to PIL, same bytes, slower).
+	$(BIN)/python -m pip install --quiet -c constraints.txt simplejpeg \
+		|| echo "WARNING: simplejpeg did not install; shard uses PIL's (slower) JPEG decoder" >&2
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(MAKE) --no-print-directory pillow-simd
 	touch $(STAMP)
@@ -94,6 +97,7 @@ bench: setup
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/shard.py
 	$(BIN)/python bench/shard_plan.py
+	$(BIN)/python bench/shard_growth.py
 	$(BIN)/python bench/integrity.py
 	$(BIN)/python bench/sampling.py
 	$(BIN)/python bench/loader.py

@@ -38,9 +38,10 @@ def test_every_benchmark_in_the_table_has_a_script():
 
 def test_write_result_then_check(tmp_path, capsys):
     path = results.write_result("shard", {"ours_images_per_s": 80.0}, {"naive_images_per_s": 20.0},
-                                {"encode_vs_naive": 4.0}, config={"repeats": 1}, ci=True, out_dir=tmp_path)
+                                {"encode_vs_naive": 4.0, "encode_vs_decode": 1.0}, config={"repeats": 1}, ci=True,
+                                out_dir=tmp_path)
     written = json.loads(path.read_text())
-    assert written["ratios"] == {"encode_vs_naive": 4.0}
+    assert written["ratios"] == {"encode_vs_naive": 4.0, "encode_vs_decode": 1.0}
     assert written["baseline"] == {"naive_images_per_s": 20.0}
     assert {"platform", "cpu_count", "cpu_model"} <= set(written["machine"])
     assert "python" in written["versions"] and written["date"]
