@@ -8,7 +8,8 @@ stored as fp16 like the feature cache; validation: the season's 19,377 test coun
 head: train_head for --epochs epochs (patience off, so every epoch runs; validation after each epoch, as phase 2
 runs), median of --repeats after a short warm-up, through its compiled steps (train/headloop.c) when built.
 matmul-only: the same epochs' batches (the same shuffles, gathered the same way, untimed) through nothing but
-each step's two matmuls: torch.mm (the figure the target divides) and the BLAS calls of the compiled loop.
+each step's two matmuls: torch.mm (the figure the target divides) and the compiled loop's own matmuls (its tiles,
+on its threads).
 torch loop: train_head's torch steps (its fallback), per epoch, scaled. Naive: per batch, features[batch] ->
 nn.Linear -> CrossEntropyLoss -> backward -> torch.optim.Adam.step() (train_head_reference), the same order
 and math, timed for --baseline-epochs epochs and scaled to --epochs, since every epoch costs the same.
@@ -58,7 +59,8 @@ def structured_features(counts: list[int], dim: int, dtype: torch.dtype, seed: i
 def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: int, compiled: bool) -> float:
     """Seconds of only the steps' two matmuls over train_head's batches (gathering untimed)."""
     cpu = torch.device("cpu")
-    with torch_threads(config.num_threads, cpu), torch.no_grad():
+    # torch.mm on as many threads as the compiled loop uses: the same cores for both loops
+    with torch_threads(headloop.threads_for(config.num_threads), cpu), torch.no_grad():
         trainer = _FusedHead(head, config, _LossTerms(), cpu)
         loop = headloop.load() if compiled else None
         if compiled and loop is None:
@@ -81,6 +83,11 @@ def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: i
     return seconds
 
 
+def torch_threads_label(threads: int | None) -> str:
+    compiled = headloop.threads_for(threads) if headloop.load() else 0
+    return f"{threads or 1} torch thread(s), compiled loop on {compiled} thread(s)"
+
+
 def timed_head(head, train_x, train_y, val_x, val_y, config, compiled: bool) -> tuple[float, float, object]:
     head_training.COMPILED_LOOP = compiled
     try:
@@ -98,8 +105,9 @@ def main() -> int:
     parser.add_argument("--baseline-epochs", type=int, default=2)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads in every loop (default 2; --ci: 1, HeadConfig's default, the steadier)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="HeadConfig.num_threads in every loop (default: HeadConfig's, 1 torch thread and the "
+                             "compiled loop's 2; --ci: 1, the steadier)")
     parser.add_argument("--json", action="store_true", help="print one JSON line of the figures")
     parser.add_argument("--ci", action="store_true", help="the CI size: 3 epochs, 1 repeat, 1 baseline epoch")
     args = parser.parse_args()
@@ -118,7 +126,7 @@ def main() -> int:
     config = HeadConfig(epochs=args.epochs, patience=None, num_threads=args.threads)
     steps_per_epoch = -(-len(train_y) // config.batch_size)
     scale = 30 / args.epochs
-    say(machine_line(f"{args.threads} torch threads"), flush=True)
+    say(machine_line(f"{torch_threads_label(args.threads)}"), flush=True)
     say(f"features {tuple(train_x.shape)} {args.dtype}, val {len(val_y)}, {len(names)} classes, batch "
         f"{config.batch_size}, {args.epochs} epochs ({steps_per_epoch * args.epochs} steps); compiled loop "
         f"{'built' if headloop.load() else 'NOT built: the torch loop runs'}", flush=True)
@@ -135,7 +143,7 @@ def main() -> int:
     no_val, _, _ = timed_head(head, train_x, train_y, None, None, config, True)
     matmul_torch = [matmul_only(head, train_x, train_y, config, args.epochs, 0, False) for _ in range(args.repeats)]
     matmul_blas = [matmul_only(head, train_x, train_y, config, args.epochs, 0, True) for _ in range(args.repeats)]
-    say(f"  matmul only: torch.mm {statistics.median(matmul_torch):.2f} s, BLAS calls of the compiled loop "
+    say(f"  matmul only: torch.mm {statistics.median(matmul_torch):.2f} s, the compiled loop's own matmuls "
         f"{statistics.median(matmul_blas):.2f} s", flush=True)
     baseline_config = replace(config, epochs=args.baseline_epochs)
     torch_loop, _, _ = timed_head(head, train_x, train_y, None, None, baseline_config, False)
@@ -164,7 +172,7 @@ def main() -> int:
     say(f"head (train_head): {head_s:.2f} s for 30 epochs ({figures['us_per_step']:.0f} us/step; target <= "
         f"{TARGET_SECONDS:.0f} s: {'met' if head_s <= TARGET_SECONDS else 'MISSED'}); without validation "
         f"{figures['head_no_validation_seconds_30_epochs']:.2f} s")
-    say(f"matmul only: torch.mm {figures['matmul_only_seconds_30_epochs']:.2f} s, compiled loop's BLAS calls "
+    say(f"matmul only: torch.mm {figures['matmul_only_seconds_30_epochs']:.2f} s, the compiled loop's own matmuls "
         f"{figures['matmul_only_blas_seconds_30_epochs']:.2f} s; torch loop {figures['torch_loop_seconds_30_epochs']:.2f} s;"
         f" naive {baseline['naive_seconds_30_epochs']:.1f} s")
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():

@@ -219,9 +219,10 @@ def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem,
         assert [r.val_loss for r in result.history] == [r.val_loss for r in results[0].history]
 
 
-def test_the_compiled_loop_threads_default_to_two_on_the_usable_cores(monkeypatch):
+def test_the_compiled_loop_threads_are_the_configured_ones_capped_at_the_usable_cores(monkeypatch):
     assert headloop.threads_for(3) == 3
+    monkeypatch.setattr(headloop, "DEFAULT_THREADS", 2)
     monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: {0})
     assert headloop.threads_for(None) == 1
     monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: set(range(16)))
-    assert headloop.threads_for(None) == headloop.DEFAULT_THREADS == 2
+    assert headloop.threads_for(None) == 2

@@ -18,9 +18,9 @@ class HeadConfig:
     method: which phase-2 method `train --two-phase` fits (PHASE2_METHODS; `heads` fits any of them later).
 
     patience: epochs without a better validation macro F1 before stopping (None: train all epochs).
-    num_threads: torch CPU threads for the training loop; None means 1, because its matmuls are too small
-    to gain from more threads, and OpenMP threads that share their cores with other work can stall each
-    step by milliseconds. public_ops: use torch's public softmax and Adam instead of the private kernels
+    num_threads: CPU threads for the training loop (torch's, and the compiled loop's own, train/headloop.py);
+    None means 1, because its matmuls are small and threads that share their cores with other work stall
+    each step at its barriers (2 threads gain 0-15 % on an idle 2-core machine, lose 2.4x on a busy one). public_ops: use torch's public softmax and Adam instead of the private kernels
     (the benchmark's comparison; the results are the same).
     """
 

@@ -217,8 +217,9 @@ static inline void adam_range(float *restrict theta, const float *restrict grad,
     }
 }
 
-/* grad columns [k0, k1) (multiples of LANES) for every class, then Adam on those parameters while they are in L1
- * (adam NULL: the gradient only, for the benchmark's matmul-only loop). */
+/* grad columns [k0, k1) (multiples of LANES) for every class, then Adam on those parameters, one pass per class row
+ * (adam NULL: the gradient only, for the benchmark's matmul-only loop). Adam right after each tile, while it is in
+ * L1, measured slower: 40-float runs vectorize worse than the row's k1 - k0. */
 static void gradient_columns(const float *x, const float *dlogits, float *grad, float *theta, float *m, float *v,
                              int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
     static const gradient_tile_fn tails[] = {0, gradient_tile_1, gradient_tile_2, gradient_tile_3, gradient_tile_4};
@@ -226,21 +227,18 @@ static void gradient_columns(const float *x, const float *dlogits, float *grad, 
         const int vectors = (k1 - k) / LANES < GRADIENT_VECTORS ? (k1 - k) / LANES : GRADIENT_VECTORS;
         const gradient_tile_fn tile = vectors == GRADIENT_VECTORS ? gradient_tile : tails[vectors];
         int c = 0;
-        for (; c + GRADIENT_CLASSES <= classes; c += GRADIENT_CLASSES) {
-            const int64_t at = (int64_t)c * width + k;
-            tile(x + k, dlogits + c, grad + at, rows, width, classes);
-            if (adam)
-                for (int cc = 0; cc < GRADIENT_CLASSES; cc++)
-                adam_range(theta + at + (int64_t)cc * width, grad + at + (int64_t)cc * width,
-                               m + at + (int64_t)cc * width, v + at + (int64_t)cc * width, vectors * LANES, adam);
-        }
+        for (; c + GRADIENT_CLASSES <= classes; c += GRADIENT_CLASSES)
+            tile(x + k, dlogits + c, grad + (int64_t)c * width + k, rows, width, classes);
         for (; c < classes; c++)
-            for (int j = 0; j < vectors; j++) {
-                const int64_t at = (int64_t)c * width + k + j * LANES;
-                gradient_class(x + k + j * LANES, dlogits + c, grad + at, rows, width, classes);
-                if (adam) adam_range(theta + at, grad + at, m + at, v + at, LANES, adam);
-            }
+            for (int j = 0; j < vectors; j++)
+                gradient_class(x + k + j * LANES, dlogits + c, grad + (int64_t)c * width + k + j * LANES, rows, width,
+                               classes);
     }
+    if (adam)
+        for (int c = 0; c < classes; c++) {
+            const int64_t at = (int64_t)c * width + k0;
+            adam_range(theta + at, grad + at, m + at, v + at, k1 - k0, adam);
+        }
 }
 
 /* ---- the losses' d loss / d logits ---------------------------------------------------------------------------- */
@@ -497,13 +495,6 @@ static void run_share(chunk_work *w, int index) {
     }
     int k0, k1;
     share(w->width, GRADIENT_VECTORS * LANES, index, w->threads, &k0, &k1);
-    if (w->features) {  /* every thread gathers a share of the chunk's rows: twice the DRAM misses in flight */
-        int g0, g1;
-        share(w->n, 1, index, w->threads, &g0, &g1);
-        gather_rows(w->features, w->elem_bytes, w->dim, w->index + g0, g1 - g0, (float *)w->inputs + (int64_t)g0 * w->width,
-                    w->width);
-        if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
-    }
     int64_t step = w->step0;
     for (int start = 0; start < w->n; start += w->batch) {
         const int rows = w->n - start < w->batch ? w->n - start : w->batch;
@@ -512,6 +503,12 @@ static void run_share(chunk_work *w, int index) {
         float *d = w->dlogits + (int64_t)start * w->classes;
         int r0, r1;
         share(rows, FORWARD_ROWS, index, w->threads, &r0, &r1);
+        /* Each thread gathers the rows of its forward share just before using them, so they are read from its own
+         * L2, not from a 4 MB chunk gathered ahead and already evicted to a last-level cache other tenants share
+         * (that cost up to ~2x per step); the barrier publishes them for the gradient, which reads every row. */
+        if (w->features)
+            gather_rows(w->features, w->elem_bytes, w->dim, w->index + start + r0, r1 - r0,
+                        (float *)x + (int64_t)r0 * w->width, w->width);
         forward_rows(x, w->theta, l, r0, r1, w->width, w->classes);
         if (!w->matmuls_only)
             loss_gradient(w->loss, l, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
