@@ -6,15 +6,16 @@
  *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss; same rows)
  *   grad = dlogits^T . inputs                  (gradient_columns: each thread its share of the columns; the bias
  *                                               is a column of ones in inputs)
- *   Adam on theta                              (adam_range, on each gradient tile while it is in L1)
+ *   Adam on theta                              (adam_range: each thread on its columns of every class row)
  * The gradient is kept batch_size times the loss's and Adam's eps scaled to match (see head_training.py).
  *
  * Why its own matmuls and threads rather than the BLAS sgemm torch calls: at 64 x 520 x 52 a BLAS call spends
- * much of its time deciding, packing and waking its threads (the matmul-only loop through MKL ran at ~55 GFLOP/s on
- * 2 cores), and OpenMP's threads spin between calls against the very cores the next step needs. Here the two
+ * much of its time deciding, packing and waking its threads (the matmul-only loop through torch.mm/MKL ran at ~55
+ * GFLOP/s on 2 cores), and OpenMP's threads spin between calls against the very cores the next step needs. Here the two
  * matmuls are register-tiled FMA loops over the batch, which fits in L2, and `threads` threads (the caller plus
  * pthreads started per call) meet at two spin barriers per step. Every element of logits and grad is summed in the
  * same order whatever the thread count, so results do not depend on it (tests check they are bitwise equal).
+ * Each thread also gathers its rows of every batch from the features just before its forward pass.
  * Built by `make setup` (Makefile: headloop); head_training.py falls back to its torch loop without it.
  */
 #include <math.h>
