@@ -19,12 +19,12 @@ import gc
 import hashlib
 import json
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from camtrap_fast.cycle_collector import cycle_collector
 from camtrap_fast.errors import UserError
 from camtrap_fast.ingest import load_source
 from camtrap_fast.ingest.crop_plan import CropConfig, select_images
@@ -104,22 +104,8 @@ def make_plan(options: PlanOptions, decode_rare=None) -> ShardPlan:
     # would walk them all again and again as they pile up (a tenth of a 2,000,000-image dry run) to free nothing.
     # So it is off meanwhile, and what survives is frozen (gc.freeze) before it is back on: the first collection
     # would otherwise walk all of them once more. Frozen objects are still freed by reference counting.
-    with _cycle_collector(False, freeze=True):
+    with cycle_collector(False, freeze=True):
         return _make_plan(options, decode_rare)
-
-
-@contextmanager
-def _cycle_collector(enabled: bool, freeze: bool = False):
-    """The cyclic garbage collector on or off for a block, as it was after; `freeze`: what the block left alive is
-    never walked by it."""
-    was = gc.isenabled()
-    gc.enable() if enabled else gc.disable()
-    try:
-        yield
-    finally:
-        if freeze:
-            gc.freeze()
-        gc.enable() if was else gc.disable()
 
 
 def _make_plan(options: PlanOptions, decode_rare) -> ShardPlan:
@@ -136,7 +122,7 @@ def _make_plan(options: PlanOptions, decode_rare) -> ShardPlan:
     del identities
     unusable = []
     if decode_rare is not None and rare_paths(kept):
-        with _cycle_collector(True):  # its forked encoder workers inherit the collector's state
+        with cycle_collector(True):  # its forked encoder workers inherit the collector's state
             unusable = decode_rare(rare_paths(kept))
         bad = {r.path for r in unusable}
         kept = [r for r in kept if r.path not in bad]

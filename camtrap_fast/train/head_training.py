@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
+from camtrap_fast.cycle_collector import cycle_collector
 from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmoid_focal_dlogits,
                                  sigmoid_focal_per_sample)
 from camtrap_fast.train import headloop
@@ -48,7 +49,7 @@ __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", 
 # Batches gathered at a time: large enough that the per-chunk work (gather, loss bookkeeping) is small
 # per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
 CHUNK_BATCHES = 32
-ROW_ALIGN = 8  # fp32 values: 32 bytes
+ROW_ALIGN = 16  # fp32 values: 64 bytes, one cache line and one AVX-512 vector (headloop.c's LANES)
 # Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
 # and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
 COMPILED_LOOP = True
@@ -79,8 +80,8 @@ class _FusedHead:
     def __init__(self, head: nn.Linear, config: HeadConfig, terms: _LossTerms, device: torch.device):
         self.config, self.terms = config, terms
         self.in_features, self.num_classes = d, c = head.in_features, head.out_features
-        # Columns: D feature weights, the bias (its input is a constant 1), then zeros up to a multiple of 8,
-        # so that every row starts 32-byte aligned (about 7% faster matmuls). The padding's inputs are 0,
+        # Columns: D feature weights, the bias (its input is a constant 1), then zeros up to a multiple of 16,
+        # so that every row starts 64-byte aligned (about 7% faster matmuls) and holds whole vectors. The padding's inputs are 0,
         # so its gradient is 0 and Adam leaves its weights at 0: the result is exactly the unpadded one.
         width = -(-(d + 1) // ROW_ALIGN) * ROW_ALIGN
         self.theta = torch.zeros(c * width, device=device)
@@ -389,7 +390,9 @@ def train_head(
         def val_loss_of() -> float:
             return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
 
-    with torch_threads(config.num_threads, device), torch.no_grad():
+    # The cyclic collector off while training: the loop makes small objects per chunk and no cycles, and each of
+    # its full collections walked every object of the process (torch's included), ~7 % of the benchmark's 30 epochs.
+    with torch_threads(config.num_threads, device), torch.no_grad(), cycle_collector(False):
         trainer = _FusedHead(head, config, terms, device)
         return fit_epochs(trainer, train_features.contiguous(), train_labels, val_features if has_val else None,
                           val_labels if has_val else None, config, seed, order_for_epoch, started, val_loss_of)

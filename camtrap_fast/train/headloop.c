@@ -41,7 +41,7 @@
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 enum { MAX_THREADS = 64 };
 
-#define HEADLOOP_ABI 5
+#define HEADLOOP_ABI 6
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* The x86 extensions this build may use (the Makefile compiles with -march=native on the building machine), as
@@ -86,56 +86,110 @@ int headloop_isa(void) {
 
 /* ---- the two matmuls ---------------------------------------------------------------------------------------- */
 
-/* 8 floats: one AVX register (two SSE ones without AVX). Rows are multiples of 8 floats (head_training.ROW_ALIGN),
- * so the loops below have no scalar tails along a row; loads go through memcpy, which compiles to unaligned moves. */
-typedef float v8 __attribute__((vector_size(32)));
+/* One vector: 16 floats (a ZMM register) with AVX-512, else 8 (one AVX register, or two SSE ones). Rows are
+ * multiples of 16 floats (head_training.ROW_ALIGN), so the loops below have no scalar tails along a row; loads go
+ * through memcpy, which compiles to unaligned moves. 16 lanes are worth it on CPUs that run 512-bit FMAs at full
+ * width (the dev VM's Zen 5 took 18 us for a 64-row forward pass at 16 lanes against 38 us at 8). */
+#if defined(__AVX512F__)
+#define LANES 16
+#else
 #define LANES 8
-static inline v8 load8(const float *p) { v8 v; memcpy(&v, p, sizeof v); return v; }
-static inline void store8(float *p, v8 v) { memcpy(p, &v, sizeof v); }
-static inline v8 splat8(float s) { return (v8){s, s, s, s, s, s, s, s}; }
-static inline float sum8(v8 v) {
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+#endif
+typedef float vfloat __attribute__((vector_size(LANES * 4)));
+typedef int32_t vint __attribute__((vector_size(LANES * 4)));
+static inline vfloat loadv(const float *p) { vfloat v; memcpy(&v, p, sizeof v); return v; }
+static inline void storev(float *p, vfloat v) { memcpy(p, &v, sizeof v); }
+
+/* out[j] = the sum of the lanes of in[bitreverse(j)], by a tree of shuffles and adds over all LANES vectors at
+ * once (log2(LANES) levels, 2 shuffles and 1 add per pair) instead of one serial chain of adds per vector, which
+ * -fno-associative-math would keep in order: that chain took a third of the forward pass. Every vector's lanes are
+ * summed in the same tree (lane l with l + LANES/2, then l + LANES/4, ...), so a sum's rounding does not depend on
+ * which vectors share the call. */
+static inline vfloat sum_lanes_of_each(vfloat in[LANES]) {
+#if LANES == 16
+    static const vint low[4] = {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+                                {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+                                {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+                                {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}};
+    static const vint high[4] = {{8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31},
+                                 {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31},
+                                 {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31},
+                                 {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}};
+    enum { LEVELS = 4 };
+#else
+    static const vint low[3] = {{0, 1, 2, 3, 8, 9, 10, 11}, {0, 1, 8, 9, 4, 5, 12, 13}, {0, 8, 2, 10, 4, 12, 6, 14}};
+    static const vint high[3] = {{4, 5, 6, 7, 12, 13, 14, 15}, {2, 3, 10, 11, 6, 7, 14, 15},
+                                 {1, 9, 3, 11, 5, 13, 7, 15}};
+    enum { LEVELS = 3 };
+#endif
+    vfloat level[LANES];
+    memcpy(level, in, sizeof level);
+    int count = LANES;
+    for (int depth = 0; depth < LEVELS; depth++) {
+        count /= 2;
+        for (int j = 0; j < count; j++)
+            level[j] = __builtin_shuffle(level[2 * j], level[2 * j + 1], low[depth]) +
+                       __builtin_shuffle(level[2 * j], level[2 * j + 1], high[depth]);
+    }
+    return level[0];
 }
 
-/* Register tiles: with AVX-512's 32 vector registers (VL: they serve 8-float vectors too) a forward tile is 4 rows x
- * 4 classes (16 accumulators + 4 rows + 1) and a gradient tile 4 classes x 4 vectors (16 + 4 + 1; 5 vectors measured
- * no faster, and 4 splits 512 + 8 columns evenly between two threads); with 16 registers, 3 x 4 and 4 x 3. Fewer would leave the FMA units waiting on loads, more would spill. */
-#if defined(__AVX512VL__)
-#define FORWARD_ROWS 4
-#define GRADIENT_VECTORS 4
+static inline int bit_reverse(int j) {
+    int r = 0;
+    for (int bit = 1; bit < LANES; bit <<= 1, j >>= 1) r = (r << 1) | (j & 1);
+    return r;
+}
+
+/* Register tiles. Forward: RB rows x CB classes = LANES accumulators, reduced by one sum_lanes_of_each (with 32
+ * AVX-512 registers 8 x 2 = 16 accumulators + 8 rows + 1; with 16 AVX registers 4 x 2 = 8 + 4 + 1). Gradient: CB
+ * classes x KB vectors (AVX-512: 8 x 2, 16 + 2 + 1; AVX: 4 x 3, 12 + 3 + 1). Measured on the Zen 5 VM, 64 rows x
+ * 512 x 52: forward 8 x 2 190 GFLOP/s (4 x 4: 175), gradient 8 x 2 231 (4 x 4: 173, 13 x 2: 216). Fewer
+ * accumulators leave the FMA units waiting on their 4-cycle latency; more would spill. */
+#if LANES == 16
+#define FORWARD_ROWS 8
+#define FORWARD_CLASSES 2
+#define GRADIENT_CLASSES 8
+#define GRADIENT_VECTORS 2
 #else
-#define FORWARD_ROWS 3
+#define FORWARD_ROWS 4
+#define FORWARD_CLASSES 2
+#define GRADIENT_CLASSES 4
 #define GRADIENT_VECTORS 3
 #endif
-#define FORWARD_CLASSES 4
-#define GRADIENT_CLASSES 4
 /* Left alone, GCC folds a vector used by several FMAs into each FMA as a memory operand: one load per FMA instead of
- * one per vector, which makes the forward tile load-bound (20 loads per 16 FMAs; measured 43 vs 73 GFLOP/s of the
- * gradient tile). An empty asm that "changes" the value forces it into a register. */
+ * one per vector, which makes the forward tile load-bound (measured 43 vs 73 GFLOP/s at 8 lanes). An empty asm that
+ * "changes" the value forces it into a register. */
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define KEEP_IN_REGISTER(value) __asm__("" : "+v"(value))
 #else
 #define KEEP_IN_REGISTER(value) ((void)0)
 #endif
 
-/* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits: rows of `classes`). */
+/* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits: rows of `classes`). The
+ * edge tiles (RB or CB 1) pad the reduction with zeros, so each logit is rounded as in a full tile. */
 #define FORWARD_TILE(NAME, RB, CB)                                                                                 \
     static inline void NAME(const float *restrict x, const float *restrict theta, float *restrict logits,         \
                             int width, int classes) {                                                             \
-        v8 acc[RB][CB];                                                                                            \
+        vfloat acc[RB][CB];                                                                                        \
         for (int r = 0; r < RB; r++)                                                                               \
-            for (int c = 0; c < CB; c++) acc[r][c] = splat8(0.0f);                                                 \
+            for (int c = 0; c < CB; c++) acc[r][c] = (vfloat){0};                                                  \
         for (int k = 0; k < width; k += LANES) {                                                                   \
-            v8 row[RB];                                                                                            \
-            for (int r = 0; r < RB; r++) row[r] = load8(x + (int64_t)r * width + k);                               \
+            vfloat row[RB];                                                                                        \
+            for (int r = 0; r < RB; r++) row[r] = loadv(x + (int64_t)r * width + k);                               \
             for (int c = 0; c < CB; c++) {                                                                         \
-                v8 t = load8(theta + (int64_t)c * width + k);                                                      \
+                vfloat t = loadv(theta + (int64_t)c * width + k);                                                  \
                 KEEP_IN_REGISTER(t);                                                                               \
                 for (int r = 0; r < RB; r++) acc[r][c] += row[r] * t;                                              \
             }                                                                                                      \
         }                                                                                                          \
+        vfloat in[LANES];                                                                                          \
+        for (int j = 0; j < LANES; j++) {                                                                          \
+            const int a = bit_reverse(j);                                                                          \
+            in[j] = a < RB * CB ? acc[a / CB][a % CB] : (vfloat){0};                                               \
+        }                                                                                                          \
+        const vfloat sums = sum_lanes_of_each(in);                                                                 \
         for (int r = 0; r < RB; r++)                                                                               \
-            for (int c = 0; c < CB; c++) logits[(int64_t)r * classes + c] = sum8(acc[r][c]);                       \
+            for (int c = 0; c < CB; c++) logits[(int64_t)r * classes + c] = sums[r * CB + c];                      \
     }
 FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES)
 FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES)
@@ -164,32 +218,40 @@ static void forward_rows(const float *x, const float *theta, float *logits, int 
 }
 
 /* grad[c][k..] = sum over the batch's rows i of dlogits[i][c] * x[i][k..], for CB classes x KB vectors; rows are
- * summed in order (the same order for any split of the columns among threads). */
+ * summed in order, so every element is rounded the same whichever tile computes it. */
 #define GRADIENT_TILE(NAME, CB, KB)                                                                                \
-    static inline void NAME(const float *restrict x, const float *restrict dlogits, float *restrict grad,         \
-                            int rows, int width, int classes) {                                                   \
-        v8 acc[CB][KB];                                                                                            \
+    static void NAME(const float *restrict x, const float *restrict dlogits, float *restrict grad, int rows,      \
+                     int width, int classes) {                                                                     \
+        vfloat acc[CB][KB];                                                                                        \
         for (int c = 0; c < CB; c++)                                                                               \
-            for (int k = 0; k < KB; k++) acc[c][k] = splat8(0.0f);                                                 \
+            for (int k = 0; k < KB; k++) acc[c][k] = (vfloat){0};                                                  \
         for (int i = 0; i < rows; i++) {                                                                           \
-            v8 row[KB];                                                                                            \
-            for (int k = 0; k < KB; k++) row[k] = load8(x + (int64_t)i * width + k * LANES);                       \
+            vfloat row[KB];                                                                                        \
+            for (int k = 0; k < KB; k++) row[k] = loadv(x + (int64_t)i * width + k * LANES);                       \
             for (int c = 0; c < CB; c++) {                                                                         \
-                const v8 d = splat8(dlogits[(int64_t)i * classes + c]);                                            \
+                const float d = dlogits[(int64_t)i * classes + c];                                                 \
                 for (int k = 0; k < KB; k++) acc[c][k] += d * row[k];                                              \
             }                                                                                                      \
         }                                                                                                          \
         for (int c = 0; c < CB; c++)                                                                               \
-            for (int k = 0; k < KB; k++) store8(grad + (int64_t)c * width + k * LANES, acc[c][k]);                 \
+            for (int k = 0; k < KB; k++) storev(grad + (int64_t)c * width + k * LANES, acc[c][k]);                 \
     }
-GRADIENT_TILE(gradient_tile, GRADIENT_CLASSES, GRADIENT_VECTORS)
-GRADIENT_TILE(gradient_tile_1, GRADIENT_CLASSES, 1)
-GRADIENT_TILE(gradient_tile_2, GRADIENT_CLASSES, 2)
-GRADIENT_TILE(gradient_tile_3, GRADIENT_CLASSES, 3)
-GRADIENT_TILE(gradient_tile_4, GRADIENT_CLASSES, 4)
-GRADIENT_TILE(gradient_class, 1, 1)
-
 typedef void (*gradient_tile_fn)(const float *restrict, const float *restrict, float *restrict, int, int, int);
+/* Edge tiles: the class tail in blocks of 4, 2, 1 (52 classes = 6 x 8 + 4) and the column tail in single vectors. */
+#define GRADIENT_TILES(CB) GRADIENT_TILE(gradient_##CB##_1, CB, 1) GRADIENT_TILE(gradient_##CB##_k, CB, GRADIENT_VECTORS)
+GRADIENT_TILES(GRADIENT_CLASSES)
+#if GRADIENT_CLASSES > 4
+GRADIENT_TILES(4)
+#endif
+GRADIENT_TILES(2)
+GRADIENT_TILES(1)
+#define GRADIENT_ROW(CB) {CB, gradient_##CB##_1, gradient_##CB##_k}
+static const struct { int classes; gradient_tile_fn one_vector, full; } gradient_tiles[] = {
+    GRADIENT_ROW(GRADIENT_CLASSES),
+#if GRADIENT_CLASSES > 4
+    GRADIENT_ROW(4),
+#endif
+    GRADIENT_ROW(2), GRADIENT_ROW(1)};
 
 /* ---- Adam ------------------------------------------------------------------------------------------------------ */
 
@@ -223,17 +285,14 @@ static inline void adam_range(float *restrict theta, const float *restrict grad,
  * L1, measured slower: 40-float runs vectorize worse than the row's k1 - k0. */
 static void gradient_columns(const float *x, const float *dlogits, float *grad, float *theta, float *m, float *v,
                              int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
-    static const gradient_tile_fn tails[] = {0, gradient_tile_1, gradient_tile_2, gradient_tile_3, gradient_tile_4};
-    for (int k = k0; k < k1; k += GRADIENT_VECTORS * LANES) {
-        const int vectors = (k1 - k) / LANES < GRADIENT_VECTORS ? (k1 - k) / LANES : GRADIENT_VECTORS;
-        const gradient_tile_fn tile = vectors == GRADIENT_VECTORS ? gradient_tile : tails[vectors];
+    for (int k = k0; k < k1;) {
+        const int full = (k1 - k) / LANES >= GRADIENT_VECTORS;
         int c = 0;
-        for (; c + GRADIENT_CLASSES <= classes; c += GRADIENT_CLASSES)
-            tile(x + k, dlogits + c, grad + (int64_t)c * width + k, rows, width, classes);
-        for (; c < classes; c++)
-            for (int j = 0; j < vectors; j++)
-                gradient_class(x + k + j * LANES, dlogits + c, grad + (int64_t)c * width + k + j * LANES, rows, width,
-                               classes);
+        for (size_t t = 0; t < sizeof gradient_tiles / sizeof gradient_tiles[0]; t++)
+            for (; c + gradient_tiles[t].classes <= classes; c += gradient_tiles[t].classes)
+                (full ? gradient_tiles[t].full : gradient_tiles[t].one_vector)(
+                    x + k, dlogits + c, grad + (int64_t)c * width + k, rows, width, classes);
+        k += (full ? GRADIENT_VECTORS : 1) * LANES;
     }
     if (adam)
         for (int c = 0; c < classes; c++) {
@@ -404,6 +463,10 @@ static int gather_rows(const void *features, int elem_bytes, int64_t dim, const 
             const uint16_t *src = (const uint16_t *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
             int64_t k = 0;
+#if defined(__AVX512F__)
+            for (; k + 16 <= dim; k += 16)
+                _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + k))));
+#endif
             for (; k + 8 <= dim; k += 8)
                 _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + k))));
             for (; k < dim; k++) dst[k] = _cvtsh_ss(src[k]);
@@ -495,7 +558,7 @@ static void run_share(chunk_work *w, int index) {
         return;
     }
     int k0, k1;
-    share(w->width, GRADIENT_VECTORS * LANES, index, w->threads, &k0, &k1);
+    share(w->width, LANES, index, w->threads, &k0, &k1);
     int64_t step = w->step0;
     for (int start = 0; start < w->n; start += w->batch) {
         const int rows = w->n - start < w->batch ? w->n - start : w->batch;
@@ -516,6 +579,16 @@ static void run_share(chunk_work *w, int index) {
                           w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1, rows, w->batch,
                           w->classes);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+        /* The next batch's rows of this thread's share, asked of memory now so that they arrive while the gradient
+         * runs: each is a DRAM miss the hardware cannot predict (the epoch's shuffle). */
+        if (w->features && start + w->batch < w->n) {
+            const int next = start + w->batch, next_rows = w->n - next < w->batch ? w->n - next : w->batch;
+            int n0, n1;
+            share(next_rows, FORWARD_ROWS, index, w->threads, &n0, &n1);
+            const int64_t row_bytes = w->dim * w->elem_bytes;
+            for (int i = n0; i < n1; i++)
+                prefetch_row((const char *)w->features + w->index[next + i] * row_bytes, row_bytes);
+        }
         step += 1;
         const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
         gradient_columns(x, d, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
@@ -565,7 +638,7 @@ static int run_threads(chunk_work *w) {
  * dlogits is scratch of the same shape; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
  * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
  * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
- * -1 when width is not a multiple of 8 or the features' type cannot be gathered, -2 for an index outside the
+ * -1 when width is not a multiple of LANES (16 with AVX-512, else 8) or the features' type cannot be gathered, -2 for an index outside the
  * features' rows (nothing trained). */
 int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_rows, int64_t dim, const int64_t *index,
                        float *inputs, const int64_t *targets, const float *row_scale, float *logits, float *dlogits,
@@ -591,7 +664,7 @@ int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_row
 
 /* logits (n x classes) = inputs (n x width) . theta^T on `threads` threads: validation's logits each epoch, with the
  * training steps' own matmul (the bias rides in the inputs' column of ones). Returns 0, -1 when width is not a
- * multiple of 8. */
+ * multiple of LANES. */
 int headloop_logits(const float *inputs, const float *theta, float *logits, int n, int width, int classes,
                     int threads) {
     if (width % LANES) return -1;

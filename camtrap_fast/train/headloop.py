@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 5
+ABI = 6
 # Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~60 us
 # step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads measured 11.5-14.3 s
 # for the benchmark's 30 epochs against 13.1-13.2 s on 1 when nothing else ran, but 2.4x slower per step than 1 when
@@ -130,7 +130,7 @@ class HeadLoop:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
         losses). The rows are features[indices] (gathered first into inputs' first columns; gathers(features) must
         hold and indices be int64, contiguous) or, with features None, inputs[:n] as they are. inputs: fp32,
-        C-contiguous rows of width theta's row, a multiple of 8. row_loss: float64 scratch of at least n values.
+        C-contiguous rows of width theta's row, a multiple of 16. row_loss: float64 scratch of at least n values.
         An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
         loss_sum = ctypes.c_double(0.0)
@@ -144,7 +144,7 @@ class HeadLoop:
         if steps == -2:
             raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
         if steps < 0:
-            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 8 is needed) "
+            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 16 is needed) "
                              "or features it cannot read")
         return steps, loss_sum.value
 
@@ -153,7 +153,7 @@ class HeadLoop:
         with the training steps' own matmul on `threads` threads."""
         if self._logits(inputs.data_ptr(), theta.data_ptr(), out.data_ptr(), inputs.shape[0], inputs.shape[1],
                         out.shape[1], threads) != 0:
-            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 8 is needed)")
+            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 16 is needed)")
 
     def matmuls_only(self, inputs: torch.Tensor, logits: torch.Tensor, dlogits: torch.Tensor, theta: torch.Tensor,
                      grad: torch.Tensor, n: int, batch_size: int, threads: int) -> int:
@@ -165,7 +165,7 @@ class HeadLoop:
         """Three steps on a small problem against the same steps in torch, on 1 and on 2 threads; a message when
         they differ."""
         generator = torch.Generator().manual_seed(0)
-        n, width, classes, batch = 20, 16, 3, 8  # 16: two column vectors, one per thread
+        n, width, classes, batch = 20, 32, 3, 8  # 32: two column vectors of AVX-512, one per thread
         inputs = torch.randn(n, width, generator=generator)
         targets = torch.randint(0, classes, (n,), generator=generator)
         theta = torch.randn(classes * width, generator=generator) * 0.1
