@@ -226,3 +226,11 @@ def test_the_compiled_loop_threads_are_the_configured_ones_capped_at_the_usable_
     assert headloop.threads_for(None) == 1
     monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: set(range(16)))
     assert headloop.threads_for(None) == 2
+
+
+def test_the_validation_logits_use_every_usable_core_unless_threads_are_configured(monkeypatch):
+    monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: {0, 1})
+    assert headloop.logits_threads_for(None) == 2
+    assert headloop.logits_threads_for(1) == 1
+    monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: set(range(64)))
+    assert headloop.logits_threads_for(None) == 8

@@ -53,15 +53,28 @@ def missing_isa(built: int, flags: set[str] | None) -> list[str]:
     return [name for bit, name in enumerate(ISA_FLAGS) if built >> bit & 1 and name not in flags]
 
 
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def threads_for(num_threads: int | None) -> int:
     """The compiled loop's thread count: num_threads as configured, else DEFAULT_THREADS capped at the usable cores."""
     if num_threads is not None:
         return num_threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, min(DEFAULT_THREADS, cores))
+    return max(1, min(DEFAULT_THREADS, usable_cores()))
+
+
+def logits_threads_for(num_threads: int | None) -> int:
+    """Threads for the validation logits: num_threads as configured, else every usable core (at most 8). Their rows
+    are independent, so the threads never wait for each other as the training steps' do at their barriers: a core
+    that another process holds slows its share, and the whole is then no slower than one thread. On the 2-core VM
+    19,377 validation rows took 8.2-9.4 ms an epoch on one thread."""
+    if num_threads is not None:
+        return num_threads
+    return max(1, min(8, usable_cores()))
 
 
 @functools.cache
