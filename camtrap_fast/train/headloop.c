@@ -614,16 +614,6 @@ static void run_share(chunk_work *w, int index) {
                           w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1, rows, w->batch,
                           w->classes);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
-        /* The next batch's rows of this thread's share, asked of memory now so that they arrive while the gradient
-         * runs: each is a DRAM miss the hardware cannot predict (the epoch's shuffle). */
-        if (w->features && start + w->batch < w->n) {
-            const int next = start + w->batch, next_rows = w->n - next < w->batch ? w->n - next : w->batch;
-            int n0, n1;
-            share(next_rows, FORWARD_ROWS, index, w->threads, &n0, &n1);
-            const int64_t row_bytes = w->dim * w->elem_bytes;
-            for (int i = n0; i < n1; i++)
-                prefetch_row((const char *)w->features + w->index[next + i] * row_bytes, row_bytes);
-        }
         step += 1;
         const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
         gradient_columns(x, d, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
