@@ -597,14 +597,16 @@ static void run_share(chunk_work *w, int index) {
     int64_t step = w->step0;
     for (int start = 0; start < w->n; start += w->batch) {
         const int rows = w->n - start < w->batch ? w->n - start : w->batch;
-        const float *x = w->inputs + (int64_t)start * w->width;
+        /* Gathered rows go to the same first `batch` rows of inputs every step: those 135 KB stay in L2, where a
+         * fresh region per step would make each of its writes a miss first. The barrier after the gradient frees
+         * them for the next step's gather. */
+        const float *x = w->inputs + (w->features ? 0 : (int64_t)start * w->width);
         float *l = w->logits + (int64_t)start * w->classes;
         float *d = w->dlogits + (int64_t)start * w->classes;
         int r0, r1;
         share(rows, FORWARD_ROWS, index, w->threads, &r0, &r1);
         /* Each thread gathers the rows of its forward share just before using them, so they are read from its own
-         * L2, not from a 4 MB chunk gathered ahead and already evicted to a last-level cache other tenants share
-         * (that cost up to ~2x per step); the barrier publishes them for the gradient, which reads every row. */
+         * L2; the barrier publishes them for the gradient, which reads every row. */
         if (w->features)
             gather_rows(w->features, w->elem_bytes, w->dim, w->index + start + r0, r1 - r0,
                         (float *)x + (int64_t)r0 * w->width, w->width);
@@ -658,8 +660,9 @@ static int run_threads(chunk_work *w) {
 }
 
 /* Train on the chunk's n rows in batches of `batch` on `threads` threads; steps are numbered from step0 + 1.
- * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): the chunk is gathered first into
- * inputs' first dim columns (features NULL: inputs already hold it). logits (n x classes) keeps every batch's logits;
+ * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): each batch's rows are gathered into
+ * the first dim columns of inputs' first `batch` rows, step after step (features NULL: inputs already hold the
+ * chunk's n rows). logits (n x classes) keeps every batch's logits;
  * dlogits is scratch of the same shape; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
  * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
  * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;

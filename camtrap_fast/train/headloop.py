@@ -141,8 +141,9 @@ class HeadLoop:
             betas: tuple[float, float], eps: float, steps_done: int, threads: int,
             row_loss: torch.Tensor) -> tuple[int, float]:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
-        losses). The rows are features[indices] (gathered first into inputs' first columns; gathers(features) must
-        hold and indices be int64, contiguous) or, with features None, inputs[:n] as they are. inputs: fp32,
+        losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn;
+        gathers(features) must hold and indices be int64, contiguous) or, with features None, inputs[:n] as they
+        are. inputs: fp32,
         C-contiguous rows of width theta's row, a multiple of 16. row_loss: float64 scratch of at least n values.
         An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
