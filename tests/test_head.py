@@ -91,6 +91,22 @@ def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, mon
     assert fused_losses == pytest.approx(reference_losses, abs=1e-5)
 
 
+def test_a_build_that_cannot_widen_fp16_trains_fp16_features_from_a_torch_gather(problem, monkeypatch):
+    """A library built for an x86 without F16C gathers fp32 only: fp16 features then take torch's gather into the
+    chunk buffer, and the compiled steps train on it."""
+    loop = headloop.load()
+    if loop is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, labels, _, _, head = problem
+    features = features.half()
+    config = HeadConfig(epochs=2, batch_size=64, patience=None)
+    expected = train_head(head, features, labels, None, None, config)
+    monkeypatch.setattr(loop, "gather_dtypes", (torch.float32,))
+    assert not loop.gathers(features)
+    result = train_head(head, features, labels, None, None, config)
+    torch.testing.assert_close(result.head_state["weight"], expected.head_state["weight"], rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "torch"])
 def test_partial_chunks_and_batches(problem, monkeypatch, compiled):
     features, labels, _, _, head = problem

@@ -116,12 +116,16 @@ class HeadLoop:
 
     def __init__(self, steps, matmuls, gather, logits):
         self._steps, self._matmuls, self._gather, self._logits = steps, matmuls, gather, logits
+        # The dtypes this build converts itself: fp16 needs F16C, which a build for an older x86 lacks (its gather
+        # answers -1 and the caller gathers with torch). One row of each, asked once.
+        rows = [torch.zeros(1, 8, dtype=dtype) for dtype in (torch.float16, torch.float32)]
+        index, out = torch.zeros(1, dtype=torch.int64), torch.empty(1, 8)
+        self.gather_dtypes = tuple(row.dtype for row in rows if gather(row.data_ptr(), row.element_size(), 1, 8,
+                                                                       index.data_ptr(), 1, out.data_ptr(), 8) == 0)
 
-    @staticmethod
-    def gathers(features: torch.Tensor) -> bool:
+    def gathers(self, features: torch.Tensor) -> bool:
         """Whether run() and gather() can read these features themselves (else the caller gathers with torch)."""
-        return features.dtype in (torch.float16, torch.float32) and features.is_contiguous() \
-            and features.device.type == "cpu"
+        return features.dtype in self.gather_dtypes and features.is_contiguous() and features.device.type == "cpu"
 
     def gather(self, features: torch.Tensor, indices: torch.Tensor, out: torch.Tensor) -> bool:
         """out[i, :D] = features[indices[i]] as fp32 (fp16 or fp32 features, C-contiguous, on the CPU); False:
