@@ -1,21 +1,23 @@
 /* The phase-2 head's training steps in C: what train.head_training._FusedHead.train_epoch does per batch,
- * without Python or torch dispatch between the steps (72,780 steps at season-9 scale, ~60 us of arithmetic each).
+ * without Python or torch dispatch between the steps (72,780 steps at season-9 scale, ~50 us each on one Zen 5 core,
+ * ~36 of them in the two matmuls).
  *
  * Per batch of `batch` rows of the chunk:
- *   logits = inputs . theta^T                  (forward_rows: each thread its share of the rows)
+ *   inputs = features[index] widened to fp32   (gather_rows: each thread its share of the rows)
+ *   logits = inputs . theta^T                  (forward_rows: the same rows)
  *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss; same rows)
  *   grad = dlogits^T . inputs                  (gradient_columns: each thread its share of the columns; the bias
  *                                               is a column of ones in inputs)
  *   Adam on theta                              (adam_range: each thread on its columns of every class row)
  * The gradient is kept batch_size times the loss's and Adam's eps scaled to match (see head_training.py).
  *
- * Why its own matmuls and threads rather than the BLAS sgemm torch calls: at 64 x 520 x 52 a BLAS call spends
- * much of its time deciding, packing and waking its threads (the matmul-only loop through torch.mm/MKL ran at ~55
- * GFLOP/s on 2 cores), and OpenMP's threads spin between calls against the very cores the next step needs. Here the two
+ * Why its own matmuls and threads rather than the BLAS sgemm torch calls: at 64 x 528 x 52 a BLAS call spends
+ * much of its time deciding, packing and waking its threads (torch.mm ran the matmul-only loop in 6.2-7.3 s against
+ * 2.6-3.0 s here), and OpenMP's threads spin between calls against the very cores the next step needs. Here the two
  * matmuls are register-tiled FMA loops over the batch, which fits in L2, and `threads` threads (the caller plus
- * pthreads started per call) meet at two spin barriers per step. Every element of logits and grad is summed in the
- * same order whatever the thread count, so results do not depend on it (tests check they are bitwise equal).
- * Each thread also gathers its rows of every batch from the features just before its forward pass.
+ * pthreads started per call) meet at two spin barriers per step. Every element of logits and grad is computed by
+ * the same operations in the same order whichever tile and thread compute it, so results do not depend on the
+ * thread count (tests check they are bitwise equal).
  * Built by `make setup` (Makefile: headloop); head_training.py falls back to its torch loop without it.
  */
 #include <math.h>

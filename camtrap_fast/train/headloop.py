@@ -21,10 +21,10 @@ log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
 ABI = 6
-# Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~60 us
-# step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads measured 11.5-14.3 s
-# for the benchmark's 30 epochs against 13.1-13.2 s on 1 when nothing else ran, but 2.4x slower per step than 1 when
-# another process shared the cores. One thread is the default that never loses; num_threads asks for more.
+# Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~50 us
+# step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9 s for the
+# benchmark's 30 epochs against 3.8-4.7 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1 (10x
+# slower) beside one busy process. One thread is the default that never loses; num_threads asks for more.
 DEFAULT_THREADS = 1
 # headloop_isa()'s bits, as /proc/cpuinfo names them (see headloop.c).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "bmi2", "f16c")
