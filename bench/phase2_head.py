@@ -61,28 +61,33 @@ def structured_features(counts: list[int], dim: int, dtype: torch.dtype, seed: i
 
 
 def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: int, compiled: bool) -> float:
-    """Seconds of only the steps' two matmuls over train_head's batches (gathering untimed)."""
+    """Seconds of only the steps' two matmuls over train_head's batches (gathering untimed). compiled: the compiled
+    loop's own matmuls, each batch gathered into the first rows of its inputs as its steps gather it (the clock runs
+    in C around the matmuls alone); else torch.mm over the chunk buffer, as the torch loop's steps run it."""
     cpu = torch.device("cpu")
     # torch.mm on as many threads as the compiled loop uses: the same cores for both loops
     with torch_threads(headloop.threads_for(config.num_threads), cpu), torch.no_grad():
         trainer = _FusedHead(head, config, _LossTerms(), cpu)
+        trainer.dlogits.normal_(0.0, 0.01)  # the matmuls read dlogits as they are
         loop = headloop.load() if compiled else None
-        if compiled and loop is None:
+        if compiled and (loop is None or not loop.gathers(features)):
             return float("nan")
         weight_t, chunk, seconds = trainer.weight.t(), len(trainer.inputs), 0.0
         for epoch in range(1, epochs + 1):
             order = shuffled_order(len(labels), seed, epoch)
             for start in range(0, len(order), chunk):
-                n = trainer._load_chunk(features, labels, order[start : start + chunk])
+                indices = order[start : start + chunk]
+                if loop is not None:
+                    seconds += loop.matmuls_timed(features, indices, trainer.inputs, trainer.logits, trainer.dlogits,
+                                                  trainer.theta, trainer.grad, len(indices), config.batch_size,
+                                                  trainer.compiled_threads)
+                    continue
+                n = trainer._load_chunk(features, labels, indices)
                 batches = trainer.full_chunk_batches if n == chunk else trainer._batch_views(n)
                 began = time.perf_counter()
-                if loop is not None:
-                    loop.matmuls_only(trainer.inputs, trainer.logits, trainer.dlogits, trainer.theta, trainer.grad, n,
-                                      config.batch_size, trainer.compiled_threads)
-                else:
-                    for inputs, _, logits, _, dlogits_t, _ in batches:
-                        torch.mm(inputs, weight_t, out=logits)
-                        torch.mm(dlogits_t, inputs, out=trainer.grad_w)
+                for inputs, _, logits, _, dlogits_t, _ in batches:
+                    torch.mm(inputs, weight_t, out=logits)
+                    torch.mm(dlogits_t, inputs, out=trainer.grad_w)
                 seconds += time.perf_counter() - began
     return seconds
 

@@ -91,6 +91,24 @@ def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, mon
     assert fused_losses == pytest.approx(reference_losses, abs=1e-5)
 
 
+def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight():
+    """headloop_matmuls_timed (bench/phase2_head.py's limit): the steps' gather and matmuls without the loss or Adam;
+    it returns the matmuls' seconds and leaves theta as it was, and an index outside the rows is refused."""
+    loop = headloop.load()
+    if loop is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, width, classes = torch.randn(300, 40).half(), 48, 5
+    inputs, theta = torch.zeros(128, width), torch.randn(classes * width)
+    logits, dlogits, grad = torch.empty(128, classes), torch.randn(128, classes), torch.empty(classes * width)
+    before = theta.clone()
+    seconds = loop.matmuls_timed(features, torch.randperm(300)[:128], inputs, logits, dlogits, theta, grad, 128, 64, 1)
+    assert 0 < seconds < 1
+    assert torch.equal(theta, before)
+    torch.testing.assert_close(grad.view(classes, width)[:, :40], dlogits[64:].T @ inputs[:64, :40])
+    with pytest.raises(IndexError):
+        loop.matmuls_timed(features, torch.tensor([0, 300]), inputs, logits, dlogits, theta, grad, 2, 64, 1)
+
+
 def test_a_build_that_cannot_widen_fp16_trains_fp16_features_from_a_torch_gather(problem, monkeypatch):
     """A library built for an x86 without F16C gathers fp32 only: fp16 features then take torch's gather into the
     chunk buffer, and the compiled steps train on it."""

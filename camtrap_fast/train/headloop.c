@@ -26,6 +26,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #if defined(__SSE__)
 #include <immintrin.h>
 /* Denormals flushed to zero inside the loop only (each thread's MXCSR is restored): Adam's second moment of a rare
@@ -43,7 +44,7 @@
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 enum { MAX_THREADS = 64 };
 
-#define HEADLOOP_ABI 6
+#define HEADLOOP_ABI 7
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* The x86 extensions this build may use (the Makefile compiles with -march=native on the building machine), as
@@ -560,6 +561,7 @@ typedef struct {
     int64_t dim;
     int elem_bytes;
     int n, batch, width, classes, loss, threads, matmuls_only, forward_only;
+    double matmul_seconds;  /* headloop_matmuls_timed: thread 0's clock over the matmuls of every step */
     float gamma, min_margin, lr, beta1, beta2, eps;
     int64_t step0;
     barrier sync;
@@ -612,6 +614,11 @@ static void run_share(chunk_work *w, int index) {
         if (w->features)
             gather_rows(w->features, w->elem_bytes, w->dim, w->index + start + r0, r1 - r0,
                         (float *)x + (int64_t)r0 * w->width, w->width);
+        struct timespec began;
+        if (w->matmuls_only && w->features) {  /* headloop_matmuls_timed: the clock starts after every gather */
+            if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+            if (index == 0) clock_gettime(CLOCK_MONOTONIC, &began);
+        }
         forward_rows(x, w->theta, l, r0, r1, w->width, w->classes);
         if (!w->matmuls_only)
             loss_gradient(w->loss, l, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
@@ -623,6 +630,11 @@ static void run_share(chunk_work *w, int index) {
         gradient_columns(x, d, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
                          w->matmuls_only ? 0 : &adam);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
+        if (w->matmuls_only && w->features && index == 0) {
+            struct timespec ended;
+            clock_gettime(CLOCK_MONOTONIC, &ended);
+            w->matmul_seconds += (double)(ended.tv_sec - began.tv_sec) + 1e-9 * (double)(ended.tv_nsec - began.tv_nsec);
+        }
     }
     FLUSH_DENORMALS_END
 }
@@ -704,15 +716,21 @@ int headloop_logits(const float *inputs, const float *theta, float *logits, int 
     return 0;
 }
 
-/* Only the two matmuls of headloop_steps, over the same batches and threads (bench/phase2_head.py: where the time
- * goes). dlogits is read as it is; theta, m and v are untouched. */
-int64_t headloop_matmuls(const float *inputs, float *logits, float *dlogits, const float *theta, float *grad, int n,
-                         int batch, int width, int classes, int threads) {
-    if (width % LANES) return -1;
-    chunk_work w = {.inputs = inputs, .logits = logits, .dlogits = dlogits, .theta = (float *)theta, .grad = grad,
-                    .n = n, .batch = batch, .width = width, .classes = classes, .threads = threads,
-                    .matmuls_only = 1};
+/* The benchmark's matmul-only loop as headloop_steps runs its matmuls: each batch gathered from features[index] into
+ * the first rows of inputs as the steps gather it, then only the two matmuls, timed from after the gather to after
+ * the gradient (bench/phase2_head.py: what the steps' matmuls cost with their rows where the steps have them).
+ * Returns those seconds summed over the chunk's steps; -1.0 for a width or features it cannot take, -2.0 for an index
+ * outside the features' rows. dlogits is read as it is; theta is untouched. */
+double headloop_matmuls_timed(const void *features, int elem_bytes, int64_t feature_rows, int64_t dim,
+                              const int64_t *index, float *inputs, float *logits, float *dlogits, const float *theta,
+                              float *grad, int n, int batch, int width, int classes, int threads) {
+    if (width % LANES || !can_gather(elem_bytes) || dim > width) return -1.0;
+    if (!indices_in_range(index, n, feature_rows)) return -2.0;
+    chunk_work w = {.features = features, .elem_bytes = elem_bytes, .dim = dim, .index = index, .inputs = inputs,
+                    .logits = logits, .dlogits = dlogits, .theta = (float *)theta, .grad = grad, .n = n,
+                    .batch = batch, .width = width, .classes = classes, .threads = threads, .matmuls_only = 1};
     run_threads(&w);
-    return (n + batch - 1) / batch;
+    return w.matmul_seconds;
 }
+
 

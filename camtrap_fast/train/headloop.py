@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 6
+ABI = 7
 # Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~50 us
 # step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9 s for the
 # benchmark's 30 epochs against 3.8-4.7 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1 (10x
@@ -93,13 +93,13 @@ def load() -> HeadLoop | None:
     except OSError as error:
         log.warning("phase-2 head: cannot load %s (%s); using the torch loop", LIBRARY, error)
         return None
-    steps, matmuls, gather = library.headloop_steps, library.headloop_matmuls, library.headloop_gather
-    logits = library.headloop_logits
+    steps, gather = library.headloop_steps, library.headloop_gather
+    logits, matmuls_timed = library.headloop_logits, library.headloop_matmuls_timed
     steps.restype, steps.argtypes = _L, _ARGTYPES
-    matmuls.restype, matmuls.argtypes = _L, [_P, _P, _P, _P, _P, _I, _I, _I, _I, _I]
     gather.restype, gather.argtypes = _I, [_P, _I, _L, _L, _P, _I, _P, _I]
     logits.restype, logits.argtypes = _I, [_P, _P, _P, _I, _I, _I, _I]
-    loop = HeadLoop(steps, matmuls, gather, logits)
+    matmuls_timed.restype, matmuls_timed.argtypes = ctypes.c_double, [_P, _I, _L, _L, _P] + [_P] * 5 + [_I] * 5
+    loop = HeadLoop(steps, gather, logits, matmuls_timed)
     problem = loop.self_check()
     if problem:
         log.warning("phase-2 head: %s failed its self-check (%s); using the torch loop", LIBRARY.name, problem)
@@ -114,8 +114,8 @@ def _address(tensor: torch.Tensor | None) -> int | None:
 class HeadLoop:
     """One call trains a chunk's batches: see headloop.c for the arithmetic, _FusedHead for the buffers."""
 
-    def __init__(self, steps, matmuls, gather, logits):
-        self._steps, self._matmuls, self._gather, self._logits = steps, matmuls, gather, logits
+    def __init__(self, steps, gather, logits, matmuls_timed):
+        self._steps, self._gather, self._logits, self._matmuls_timed = steps, gather, logits, matmuls_timed
         # The dtypes this build converts itself: fp16 needs F16C, which a build for an older x86 lacks (its gather
         # answers -1 and the caller gathers with torch). One row of each, asked once.
         rows = [torch.zeros(1, 8, dtype=dtype) for dtype in (torch.float16, torch.float32)]
@@ -173,11 +173,20 @@ class HeadLoop:
                         out.shape[1], threads) != 0:
             raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 16 is needed)")
 
-    def matmuls_only(self, inputs: torch.Tensor, logits: torch.Tensor, dlogits: torch.Tensor, theta: torch.Tensor,
-                     grad: torch.Tensor, n: int, batch_size: int, threads: int) -> int:
-        """Only the two matmuls of run()'s steps over the same batches and threads (the benchmark's limit)."""
-        return self._matmuls(inputs.data_ptr(), logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(),
-                             grad.data_ptr(), n, batch_size, inputs.shape[1], logits.shape[1], threads)
+    def matmuls_timed(self, features: torch.Tensor, indices: torch.Tensor, inputs: torch.Tensor, logits: torch.Tensor,
+                      dlogits: torch.Tensor, theta: torch.Tensor, grad: torch.Tensor, n: int, batch_size: int,
+                      threads: int) -> float:
+        """Seconds of only the two matmuls of run()'s steps over features[indices] (gathers(features), int64
+        contiguous indices), each batch's rows gathered untimed into inputs' first rows as run() gathers them."""
+        seconds = self._matmuls_timed(features.data_ptr(), features.element_size(), features.shape[0],
+                                      features.shape[1], indices.data_ptr(), inputs.data_ptr(), logits.data_ptr(),
+                                      dlogits.data_ptr(), theta.data_ptr(), grad.data_ptr(), n, batch_size,
+                                      inputs.shape[1], logits.shape[1], threads)
+        if seconds == -2.0:
+            raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
+        if seconds < 0:
+            raise ValueError("the compiled loop refused these features or rows")
+        return seconds
 
     def self_check(self) -> str | None:
         """Three steps on a small problem against the same steps in torch, on 1 and on 2 threads; a message when
