@@ -192,8 +192,9 @@ def main() -> int:
         f"{TARGET_SECONDS:.0f} s: {'met' if head_s <= TARGET_SECONDS else 'MISSED'}); without validation "
         f"{figures['head_no_validation_seconds_30_epochs']:.2f} s")
     say(f"matmul only: the steps' own {figures['matmul_only_seconds_30_epochs']:.2f} s (matmul-only / head "
-        f"{ratios['matmul_share']:.2f}; target >= 0.75), torch.mm {figures['matmul_only_torch_mm_seconds_30_epochs']:.2f} s;"
-        f" torch loop {figures['torch_loop_seconds_30_epochs']:.2f} s; naive {baseline['naive_seconds_30_epochs']:.1f} s")
+        f"{ratios['matmul_share']:.2f}; target >= 0.75), torch.mm "
+        f"{figures['matmul_only_torch_mm_seconds_30_epochs']:.2f} s; torch loop "
+        f"{figures['torch_loop_seconds_30_epochs']:.2f} s; naive {baseline['naive_seconds_30_epochs']:.1f} s")
     with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
         write_result("phase2_head", figures, baseline, ratios, ci=args.ci,
                      config={"epochs": args.epochs, "repeats": args.repeats, "threads": args.threads,

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "camtrap_fast"
 # Stage rank along the data flow; the CLI alone may import everything.
 STAGES = {
     "__init__": 0, "errors": 0, "environment": 0, "atomic": 0, "devices": 0, "processes": 0, "lazy": 0, "data": 0,  # __init__: __version__
+    "cycle_collector": 0,
     "ingest": 1, "synth": 1,
     "shards": 2,
     "sampling": 3,

@@ -7,8 +7,7 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
 - folds the bias into the weight as an extra input column of ones, so one matmul gives logits and one
   gives the whole gradient (weight and bias) without autograd: d loss / d logits is closed-form;
 - keeps weight, gradient and Adam moments as single flat tensors updated by one fused Adam kernel;
-- keeps the gradient batch_size times too large and scales Adam's eps to match (the same updates),
-  which saves a division per step;
+- keeps the gradient batch_size times too large, Adam's eps scaled to match (the same updates, a division less);
 - gathers each epoch's shuffled rows in chunks into a reused buffer and takes batches as views of it
   that are made once: no per-step indexing, allocation or view creation;
 - keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
@@ -81,9 +80,9 @@ class _FusedHead:
     def __init__(self, head: nn.Linear, config: HeadConfig, terms: _LossTerms, device: torch.device):
         self.config, self.terms = config, terms
         self.in_features, self.num_classes = d, c = head.in_features, head.out_features
-        # Columns: D feature weights, the bias (its input is a constant 1), then zeros up to a multiple of 16,
-        # so that every row starts 64-byte aligned (about 7% faster matmuls) and holds whole vectors. The padding's inputs are 0,
-        # so its gradient is 0 and Adam leaves its weights at 0: the result is exactly the unpadded one.
+        # Columns: D feature weights, the bias (its input is a constant 1), then zeros up to a multiple of 16, so
+        # that every row starts 64-byte aligned and holds whole vectors. The padding's inputs are 0, so its
+        # gradient is 0 and Adam leaves its weights at 0: the result is exactly the unpadded one.
         width = -(-(d + 1) // ROW_ALIGN) * ROW_ALIGN
         self.theta = torch.zeros(c * width, device=device)
         self.weight = self.theta.view(c, width)
@@ -392,10 +391,9 @@ def train_head(
         def val_loss_of() -> float:
             return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
 
-    # The cyclic collector off while training: the loop makes small objects per chunk and no cycles, and each of
-    # its full collections walked every object of the process (torch's included), ~7 % of the benchmark's 30 epochs.
     train_features = train_features.contiguous()
     move_to_huge_pages(train_features)  # every epoch gathers its rows in a fresh random order (huge_pages.py)
+    # The cyclic GC off meanwhile: the loop makes no cycles, and its collections walked torch's objects (7 % of it).
     with torch_threads(config.num_threads, device), torch.no_grad(), cycle_collector(False):
         trainer = _FusedHead(head, config, terms, device)
         return fit_epochs(trainer, train_features, train_labels, val_features if has_val else None,

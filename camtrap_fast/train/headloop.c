@@ -680,8 +680,8 @@ static int run_threads(chunk_work *w) {
  * dlogits is scratch of the same shape; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
  * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
  * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
- * -1 when width is not a multiple of LANES (16 with AVX-512, else 8) or the features' type cannot be gathered, -2 for an index outside the
- * features' rows (nothing trained). */
+ * -1 when width is not a multiple of LANES (16 with AVX-512, else 8) or the features' type cannot be gathered, -2
+ * for an index outside the features' rows (nothing trained). */
 int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_rows, int64_t dim, const int64_t *index,
                        float *inputs, const int64_t *targets, const float *row_scale, float *logits, float *dlogits,
                        float *theta, float *grad, float *m, float *v, int n, int batch, int width, int classes, int loss,

@@ -40,8 +40,9 @@ def _madvise():
 def move_to_huge_pages(tensor: torch.Tensor) -> bool:
     """Ask Linux to back the 2 MB-aligned inside of a CPU tensor's memory with huge pages, now (MADV_COLLAPSE,
     Linux 6.1+) and for the pages it faults in later (MADV_HUGEPAGE). Contents do not change. True when the move
-    was done (a second call on the same tensor finds it done and costs little); False where it does not apply (small, not contiguous, not CPU, not Linux)
-    or the kernel refused it (older kernel, THP off, no free huge pages): training then runs on the pages as they are."""
+    was done (a second call on the same tensor finds it done and costs little); False where it does not apply
+    (small, not contiguous, not CPU, not Linux) or the kernel refused it (older kernel, THP off, no free huge
+    pages): training then runs on the pages as they are."""
     madvise = _madvise()
     nbytes = tensor.numel() * tensor.element_size()
     if madvise is None or tensor.device.type != "cpu" or not tensor.is_contiguous() or nbytes < MIN_BYTES:
