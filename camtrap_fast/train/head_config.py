@@ -19,9 +19,10 @@ class HeadConfig:
 
     patience: epochs without a better validation macro F1 before stopping (None: train all epochs).
     num_threads: CPU threads for the training loop (torch's, and the compiled loop's own, train/headloop.py);
-    None means 1, because its matmuls are small and threads that share their cores with other work stall
-    each step at its barriers (2 threads gain 0-15 % on an idle 2-core machine, lose 2.4x on a busy one). public_ops: use torch's public softmax and Adam instead of the private kernels
-    (the benchmark's comparison; the results are the same).
+    None means 1 for the steps, because threads that share their cores with other work stall each step at its
+    barriers (on the 2-core VM 2 threads took 2.9 s against 4 s on 1 when idle, 10x longer a step beside one busy
+    process), and every usable core for the validation logits, which have no barrier. public_ops: use torch's
+    public softmax and Adam instead of the private kernels (the benchmark's comparison; the results are the same).
     """
 
     epochs: int = 30
