@@ -41,7 +41,8 @@ import camtrap_fast.train.head_training as head_training  # noqa: E402
 from camtrap_fast.train import headloop  # noqa: E402
 from camtrap_fast.train.head_config import HeadConfig  # noqa: E402
 from camtrap_fast.train.head_reference import train_head_reference  # noqa: E402
-from camtrap_fast.train.head_training import _FusedHead, _LossTerms, shuffled_order, torch_threads, train_head  # noqa: E402
+from camtrap_fast.train.head_training import _FusedHead, _LossTerms, shuffled_order, train_head  # noqa: E402
+from camtrap_fast.train.parallelism import torch_threads  # noqa: E402
 from camtrap_fast.train.huge_pages import move_to_huge_pages  # noqa: E402
 from results import machine_line, write_result  # noqa: E402
 

@@ -42,7 +42,8 @@ from camtrap_fast.environment import machine, package_versions  # noqa: E402
 from camtrap_fast.model import split_backbone_head  # noqa: E402
 from camtrap_fast.train.head_config import PHASE2_METHODS, HeadConfig  # noqa: E402
 from camtrap_fast.train.head_reference import train_head_reference, train_lws_reference  # noqa: E402
-from camtrap_fast.train.head_training import torch_threads, train_head  # noqa: E402
+from camtrap_fast.train.head_training import train_head  # noqa: E402
+from camtrap_fast.train.parallelism import torch_threads  # noqa: E402
 from camtrap_fast.train.heads.contract import HeadInputs  # noqa: E402
 from camtrap_fast.train.heads.gradient import balanced_epochs, balanced_softmax_offset, fresh_head  # noqa: E402
 from camtrap_fast.train.heads.posthoc import TAU_GRID, log_priors  # noqa: E402

@@ -91,6 +91,32 @@ def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, mon
     assert fused_losses == pytest.approx(reference_losses, abs=1e-5)
 
 
+@pytest.mark.parametrize("patience", [None, 1], ids=["every-epoch", "early-stop"])
+def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating_in_turn(problem, monkeypatch,
+                                                                                         patience):
+    """fit_epochs validates epoch e on a helper thread while e + 1 trains (one core spare); the epoch kept, its
+    weights and every history value but the seconds are those of validating each epoch before the next."""
+    if headloop.load() is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, labels, val_features, val_labels, head = problem
+    config = HeadConfig(epochs=10, patience=patience, lr=3e-2, num_threads=None)
+    results, snapshots, frozen = {}, [], head_module._FusedHead.frozen
+    monkeypatch.setattr(head_module._FusedHead, "frozen", lambda self: snapshots.append(1) or frozen(self))
+    for cores in (1, 2):  # 1: no core to spare, validation in turn; 2: on the helper thread
+        monkeypatch.setattr(headloop, "usable_cores", lambda cores=cores: cores)
+        results[cores] = train_head(head, features, labels, val_features, val_labels, config)
+        assert bool(snapshots) == (cores == 2)
+    sequential, pipelined = results[1], results[2]
+    assert pipelined.best_epoch == sequential.best_epoch
+    for name in ("weight", "bias"):
+        assert torch.equal(pipelined.head_state[name], sequential.head_state[name])
+    drop_seconds = [(r.epoch, r.train_loss, r.val_macro_f1, r.val_accuracy, r.val_loss) for r in sequential.history]
+    assert [(r.epoch, r.train_loss, r.val_macro_f1, r.val_accuracy, r.val_loss) for r in pipelined.history] \
+        == drop_seconds
+    if patience is not None:
+        assert len(sequential.history) - 1 < config.epochs, "the early-stop case should stop early"
+
+
 def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight():
     """headloop_matmuls_timed (bench/phase2_head.py's limit): the steps' gather and matmuls without the loss or Adam;
     it returns the matmuls' seconds and leaves theta as it was, and an index outside the rows is refused."""

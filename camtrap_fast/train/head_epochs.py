@@ -3,8 +3,10 @@ and LWS's (train.heads.lws) run through `fit_epochs`, so both stop, and choose t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -81,12 +83,18 @@ def _evaluate(trainer: HeadTrainer, features: torch.Tensor, labels: torch.Tensor
 def fit_epochs(trainer: HeadTrainer, features: torch.Tensor, labels: torch.Tensor, val_features: torch.Tensor | None,
                val_labels: torch.Tensor | None, config: HeadConfig, seed: int,
                order_for_epoch: Callable[[int], torch.Tensor] | None, started: float,
-               val_loss_of: Callable[[], float] | None = None) -> HeadResult:
+               val_loss_of: Callable[[HeadTrainer], float] | None = None) -> HeadResult:
     """The epochs and the early-stopping rule of every gradient-trained phase-2 head (train_head's, and LWS's).
 
     Keeps the epoch with the best validation macro F1 and stops after `patience` epochs without a better one;
     val_features None: every epoch runs and the last one is kept. Runs on the training features' device.
-    val_loss_of: the trainer's current validation loss, recorded beside the macro F1 in the history.
+    val_loss_of(trainer): its validation loss, recorded beside the macro F1 in the history.
+
+    A trainer whose `pipelines_validation` is true validates each epoch on a helper thread, from `frozen()` (a copy
+    of its weights as the epoch left them), while the next epoch trains: on a machine with a core to spare the
+    validation then costs no time. The epoch kept and the history are those of validating in turn: an epoch's
+    scores are settled before anything is decided about the next, and an epoch trained after the one that stops
+    training is dropped (its time is lost, nothing else).
     """
     device = features.device
     has_val = val_features is not None
@@ -96,25 +104,51 @@ def fit_epochs(trainer: HeadTrainer, features: torch.Tensor, labels: torch.Tenso
         def order_for_epoch(epoch: int) -> torch.Tensor:
             return shuffled_order(len(labels), seed, epoch)
     nan = float("nan")
-    val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
-    def val_loss() -> float | None:
-        return float(val_loss_of()) if has_val and val_loss_of is not None else None
+    no_scores = (nan, nan, None, 0.0)
 
-    history = [EpochRecord(0, None, val_f1, val_accuracy, time.perf_counter() - started, val_loss())]
+    def evaluate(view: HeadTrainer) -> tuple[float, float, float | None, float]:
+        """(macro F1, accuracy, validation loss, seconds) of `view` on the validation rows."""
+        began = time.perf_counter()
+        with torch.no_grad():  # thread-local: the helper thread does not inherit the caller's
+            f1, accuracy = _evaluate(view, val_features, val_labels)
+            loss = float(val_loss_of(view)) if val_loss_of is not None else None
+        return f1, accuracy, loss, time.perf_counter() - began
+
+    f1, accuracy, loss, _ = evaluate(trainer) if has_val else no_scores
+    history = [EpochRecord(0, None, f1, accuracy, time.perf_counter() - started, loss)]
     best_state, best_epoch, best_f1, stale = None, 0, nan, 0
-    for epoch in range(1, config.epochs + 1):
-        epoch_started = time.perf_counter()
-        order = torch.as_tensor(order_for_epoch(epoch), dtype=torch.int64).to(device)
-        train_loss = trainer.train_epoch(features, labels, order)
-        val_f1, val_accuracy = _evaluate(trainer, val_features, val_labels) if has_val else (nan, nan)
-        history.append(EpochRecord(epoch, train_loss, val_f1, val_accuracy, time.perf_counter() - epoch_started,
-                                   val_loss()))
-        log.debug("head epoch %d: loss %.4f, val loss %s, val macro F1 %.4f", epoch, train_loss, history[-1].val_loss,
-                  val_f1)
-        if not has_val or best_state is None or val_f1 > best_f1:
-            best_state, best_epoch, best_f1, stale = trainer.state(), epoch, val_f1, 0
-        else:
-            stale += 1
-            if config.patience is not None and stale >= config.patience:
+
+    def settle(epoch: int, train_loss: float, train_seconds: float, view: HeadTrainer, scores) -> bool:
+        """Record the epoch and keep its state if it is the best so far; True: stop training."""
+        nonlocal best_state, best_epoch, best_f1, stale
+        f1, accuracy, loss, val_seconds = scores
+        history.append(EpochRecord(epoch, train_loss, f1, accuracy, train_seconds + val_seconds, loss))
+        log.debug("head epoch %d: loss %.4f, val loss %s, val macro F1 %.4f", epoch, train_loss, loss, f1)
+        if not has_val or best_state is None or f1 > best_f1:
+            best_state, best_epoch, best_f1, stale = view.state(), epoch, f1, 0
+            return False
+        stale += 1
+        return config.patience is not None and stale >= config.patience
+
+    pipelined = has_val and getattr(trainer, "pipelines_validation", False)
+    with ThreadPoolExecutor(max_workers=1) if pipelined else contextlib.nullcontext() as pool:
+        pending = None  # (epoch, train loss, train seconds, view, its validation's future)
+        for epoch in range(1, config.epochs + 1):
+            began = time.perf_counter()
+            order = torch.as_tensor(order_for_epoch(epoch), dtype=torch.int64).to(device)
+            train_loss = trainer.train_epoch(features, labels, order)
+            train_seconds = time.perf_counter() - began
+            if not pipelined:
+                if settle(epoch, train_loss, train_seconds, trainer, evaluate(trainer) if has_val else no_scores):
+                    break
+                continue
+            view = trainer.frozen()
+            future = pool.submit(evaluate, view)
+            if pending is not None and settle(*pending[:4], pending[4].result()):
+                future.result()  # this epoch came after the stop: let its validation finish, keep nothing of it
+                pending = None
                 break
+            pending = (epoch, train_loss, train_seconds, view, future)
+        if pending is not None:
+            settle(*pending[:4], pending[4].result())
     return HeadResult(best_state, best_epoch, best_f1, time.perf_counter() - started, tuple(history))

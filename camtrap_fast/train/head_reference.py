@@ -14,7 +14,8 @@ from torch import nn
 
 from camtrap_fast.losses import LossConfig, build_loss
 from camtrap_fast.train.head_config import HeadConfig
-from camtrap_fast.train.head_training import shuffled_order, torch_threads
+from camtrap_fast.train.head_training import shuffled_order
+from camtrap_fast.train.parallelism import torch_threads
 
 
 def _epochs(parameters, forward: Callable[[torch.Tensor], torch.Tensor], loss_fn, features, labels,

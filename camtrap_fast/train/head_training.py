@@ -8,9 +8,8 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
   gives the whole gradient (weight and bias) without autograd: d loss / d logits is closed-form;
 - keeps weight, gradient and Adam moments as single flat tensors updated by one fused Adam kernel;
 - keeps the gradient batch_size times too large, Adam's eps scaled to match (the same updates, a division less);
-- gathers each epoch's shuffled rows in chunks into a reused buffer and takes batches as views of it
-  that are made once: no per-step indexing, allocation or view creation;
-- keeps fp16 features as fp16 (half the memory traffic) and widens each chunk once.
+- gathers each epoch's shuffled rows (fp16 stays fp16 until then) in chunks into a reused buffer, its batches
+  views made once: no per-step indexing, allocation or view creation.
 What remains per step is two matmuls, a softmax, a scatter and the Adam kernel. Even so each step costs
 ~10 torch dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the chunk's steps run
 in C instead (train/headloop.c via headloop.py: the same arithmetic in its own register-tiled matmuls on its own
@@ -24,10 +23,10 @@ module + torch.optim.Adam (tests check they agree); use that one to read the mat
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -42,9 +41,10 @@ from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, check_inputs
 from camtrap_fast.train.head_loss_terms import LossTerms as _LossTerms
 from camtrap_fast.train.head_loss_terms import loss_terms as _loss_terms
 from camtrap_fast.train.huge_pages import move_to_huge_pages
+from camtrap_fast.train.parallelism import torch_threads
 
 __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
-           "torch_threads", "train_head"]
+           "train_head"]
 
 # Batches gathered at a time: large enough that the per-chunk work (gather, loss bookkeeping) is small
 # per step, small enough (32 x 64 rows x 520 fp32 = 4 MB) to stay in the last-level cache while it trains.
@@ -53,19 +53,7 @@ ROW_ALIGN = 16  # fp32 values: 64 bytes, one cache line and one AVX-512 vector (
 # Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
 # and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
 COMPILED_LOOP = True
-# Rows per matmul when predicting the validation set.
-EVAL_ROWS = 16384
-
-
-@contextlib.contextmanager
-def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(num_threads or 1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+EVAL_ROWS = 16384  # rows per matmul when predicting the validation set
 
 
 def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
@@ -128,6 +116,8 @@ class _FusedHead:
         self.compiled = headloop.load() if usable else None
         self.compiled_threads = headloop.threads_for(config.num_threads)
         self.logits_threads = headloop.logits_threads_for(config.num_threads)
+        # Validation on a core the steps leave free, while the next epoch trains (head_epochs.fit_epochs).
+        self.pipelines_validation = self.compiled is not None and headloop.usable_cores() > self.compiled_threads
         # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
         self.full_chunk_batches = self._batch_views(chunk)
 
@@ -146,13 +136,23 @@ class _FusedHead:
     def predict(self, features: torch.Tensor) -> torch.Tensor:
         return self.eval_logits(features).argmax(1)
 
+    def frozen(self) -> _FusedHead:
+        """The head as it is now, to validate on another thread while this one trains: a shallow copy with its own
+        weights and logits cache, sharing the validation rows."""
+        view = copy.copy(self)
+        view.theta = self.theta.clone()
+        view.weight, view._eval_logits = view.theta.view_as(self.weight), None
+        view.logits_threads = max(1, min(8, headloop.usable_cores() - self.compiled_threads))
+        return view
+
     def eval_logits(self, features: torch.Tensor) -> torch.Tensor:
         """The head's logits (without the training-only offset) over `features`, for validation. Computed once per
         epoch (predict and the validation loss share them) from an fp32 copy of the rows made once (widening
         19k x 512 fp16 rows every epoch cost more than the matmul), so both are kept for the next call."""
         compiled = self.compiled is not None and features.device.type == "cpu" and len(features) > 0
         if self._eval_rows is None or self._eval_rows[0] is not features:  # the tensor itself, held: never stale
-            self._eval_rows, self._eval_logits = (features, self._padded(features) if compiled else features.float()), None
+            rows = self._padded(features) if compiled else features.float()
+            self._eval_rows, self._eval_logits = (features, rows), None
         if self._eval_logits is None or self._eval_logits[0] != self.steps_done:
             rows = self._eval_rows[1]
             if compiled:  # the training steps' own matmul and threads; the offset comes out of the bias afterwards
@@ -388,8 +388,8 @@ def train_head(
         loss_fn = build_loss(loss, counts).to(device)
         val_rows, val_targets = val_features.to(device), val_labels.to(device=device, dtype=torch.int64)
 
-        def val_loss_of() -> float:
-            return float(loss_fn(trainer.eval_logits(val_rows), val_targets))
+        def val_loss_of(view: _FusedHead) -> float:
+            return float(loss_fn(view.eval_logits(val_rows), val_targets))
 
     train_features = train_features.contiguous()
     move_to_huge_pages(train_features)  # every epoch gathers its rows in a fresh random order (huge_pages.py)

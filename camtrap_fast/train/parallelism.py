@@ -74,3 +74,16 @@ def torch_threads_for(parallelism: Parallelism) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None, device: torch.device) -> Iterator[None]:
+    """torch's intra-op threads set to num_threads (None: 1) for the duration on a CPU device, restored after (the
+    phase-2 heads: their ops are small, and more threads only wait for each other)."""
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(num_threads or 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

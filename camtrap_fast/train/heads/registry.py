@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from camtrap_fast.train.head_config import PHASE2_METHODS, parse_methods
-from camtrap_fast.train.head_training import torch_threads
+from camtrap_fast.train.parallelism import torch_threads
 from camtrap_fast.train.heads.contract import HeadFit, HeadInputs
 from camtrap_fast.train.heads.gradient import fit_balanced_softmax, fit_crt, fit_retrain
 from camtrap_fast.train.heads.lws import fit_lws
