@@ -68,6 +68,15 @@ def check_inputs(head, features: torch.Tensor, labels: torch.Tensor, role: str) 
         raise ValueError(f"{role} labels must be class indices in 0..{head.out_features - 1}")
 
 
+EVAL_ROWS = 16384  # rows per matmul when predicting the validation set
+
+
+def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """argmax of logits_of(rows) over `features` in blocks of EVAL_ROWS (int64)."""
+    parts = [logits_of(rows).argmax(1) for rows in features.split(EVAL_ROWS)]
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
+
 def shuffled_order(num_samples: int, seed: int, epoch: int) -> torch.Tensor:
     """The shuffled sample order of one epoch of head training (int64), seeded by (seed, epoch)."""
     return torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(num_samples))

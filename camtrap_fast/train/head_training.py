@@ -37,7 +37,8 @@ from camtrap_fast.losses import (FOCAL_MIN_MARGIN, LossConfig, build_loss, sigmo
 from camtrap_fast.train import headloop
 from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
-from camtrap_fast.train.head_epochs import EpochRecord, HeadResult, check_inputs, fit_epochs, shuffled_order
+from camtrap_fast.train.head_epochs import (EVAL_ROWS, EpochRecord, HeadResult, check_inputs, fit_epochs,
+                                            predict_rows, shuffled_order)
 from camtrap_fast.train.head_loss_terms import LossTerms as _LossTerms
 from camtrap_fast.train.head_loss_terms import loss_terms as _loss_terms
 from camtrap_fast.train.huge_pages import move_to_huge_pages
@@ -53,13 +54,6 @@ ROW_ALIGN = 16  # fp32 values: 64 bytes, one cache line and one AVX-512 vector (
 # Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
 # and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
 COMPILED_LOOP = True
-EVAL_ROWS = 16384  # rows per matmul when predicting the validation set
-
-
-def predict_rows(features: torch.Tensor, logits_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """argmax of logits_of(rows) over `features` in blocks of EVAL_ROWS (int64)."""
-    parts = [logits_of(rows).argmax(1) for rows in features.split(EVAL_ROWS)]
-    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
 
 
 class _FusedHead:
@@ -202,9 +196,10 @@ class _FusedHead:
         sums = torch.zeros(-(-n // self.config.batch_size), device=values.device, dtype=values.dtype)
         return sums.index_add_(0, batch, values), batch
 
-    def _static_row_scale(self, n: int) -> None:
-        """batch_size * s_i for the chunk when s_i does not depend on the logits (see _LossTerms)."""
-        weight = self.class_weights[self.targets[:n, 0]]
+    def _static_row_scale(self, targets: torch.Tensor) -> None:
+        """batch_size * s_i for the chunk's targets when s_i does not depend on the logits (see _LossTerms)."""
+        n = len(targets)
+        weight = self.class_weights[targets]
         if self.terms.weighted_mean:
             totals, batch = self._batch_sums(weight, n)
         else:
@@ -241,9 +236,12 @@ class _FusedHead:
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
-        # Adam's step counts as 0-dim views of one tensor: one allocation per epoch, none per step.
-        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
-                                   dtype=torch.float32, device=self.theta.device).unbind(0)
+        # Adam's step counts as 0-dim views of one tensor: one allocation per epoch, none per step (torch loop).
+        first, device = self.steps_done + 1, self.theta.device
+        step_counts = () if self.compiled is not None else \
+            torch.arange(first, first + num_batches, dtype=torch.float32, device=device).unbind(0)
+        # The compiled steps read the epoch's targets in order: one gather an epoch, not one a chunk.
+        epoch_targets = torch.index_select(labels, 0, order) if self.compiled is not None else None
         loss_sum, compiled_loss_sum = self.zero.clone(), 0.0
         step = 0
         weight_t = self.weight.t()
@@ -251,17 +249,17 @@ class _FusedHead:
         for start in range(0, len(order), chunk):
             indices = order[start : start + chunk]
             if self.compiled is not None:  # the same steps and losses in C, the gather too: no per-step dispatch
-                n = self._load_targets(labels, indices)
+                targets = epoch_targets[start : start + chunk]
                 if static_scale:
-                    self._static_row_scale(n)
-                steps, chunk_loss = self._compiled_steps(features, indices, n, static_scale, dynamic_scale,
+                    self._static_row_scale(targets)
+                steps, chunk_loss = self._compiled_steps(features, indices, targets, static_scale, dynamic_scale,
                                                          self.steps_done + step)
                 step += steps
                 compiled_loss_sum += chunk_loss
                 continue
             n = self._load_chunk(features, labels, indices)
             if static_scale:
-                self._static_row_scale(n)
+                self._static_row_scale(self.targets[:n, 0])
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
                 rows = len(inputs)
@@ -282,8 +280,8 @@ class _FusedHead:
         self.steps_done += num_batches
         return (float(loss_sum) + compiled_loss_sum) / num_batches
 
-    def _compiled_steps(self, features: torch.Tensor, indices: torch.Tensor, n: int, static_scale: bool,
-                        dynamic_scale: bool, steps_done: int) -> tuple[int, float]:
+    def _compiled_steps(self, features: torch.Tensor, indices: torch.Tensor, targets: torch.Tensor,
+                        static_scale: bool, dynamic_scale: bool, steps_done: int) -> tuple[int, float]:
         """The chunk's steps through headloop.c; its loss_gradient is this loop's per-loss d loss / d logits."""
         config = self.config
         if self.terms.sigmoid:  # one-vs-all: per-class alpha in place of class weights, no row scale
@@ -298,9 +296,10 @@ class _FusedHead:
             self._load_rows(features, indices)
             source, indices = None, None
         return self.compiled.run(
-            source, indices, self.inputs, self.targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
-            self.adam.exp_avg, self.adam.exp_avg_sq, n, config.batch_size, loss, self.terms.gamma, FOCAL_MIN_MARGIN,
-            weights, config.lr, config.betas, self.adam.eps, steps_done, self.compiled_threads, self.row_loss)
+            source, indices, self.inputs, targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
+            self.adam.exp_avg, self.adam.exp_avg_sq, len(targets), config.batch_size, loss, self.terms.gamma,
+            FOCAL_MIN_MARGIN, weights, config.lr, config.betas, self.adam.eps, steps_done, self.compiled_threads,
+            self.row_loss)
 
     def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
         """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits

@@ -18,8 +18,8 @@ import time
 import torch
 
 from camtrap_fast.train.head_config import HeadConfig
-from camtrap_fast.train.head_epochs import fit_epochs
-from camtrap_fast.train.head_training import CHUNK_BATCHES, FlatAdam, predict_rows
+from camtrap_fast.train.head_epochs import fit_epochs, predict_rows
+from camtrap_fast.train.head_training import CHUNK_BATCHES, FlatAdam
 from camtrap_fast.train.heads.contract import HeadFit, HeadInputs, from_head_result, linear_logits
 from camtrap_fast.train.heads.gradient import balanced_epochs
 from camtrap_fast.train.parallelism import torch_threads
