@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 LIBRARY = Path(__file__).with_name("_headloop.so")
 ABI = 7
 # Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~50 us
-# step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9 s for the
-# benchmark's 30 epochs against 3.8-4.7 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1 (10x
-# slower) beside one busy process. One thread is the default that never loses; num_threads asks for more.
+# step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9-3.4 s for
+# the benchmark's 30 epochs against 3.5-4.1 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1
+# (10x slower) beside one busy process. One thread is the default that never loses; num_threads asks for more.
 DEFAULT_THREADS = 1
 # headloop_isa()'s bits, as /proc/cpuinfo names them (see headloop.c).
 ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd", "bmi2", "f16c")
@@ -147,8 +147,8 @@ class HeadLoop:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
         losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn;
         gathers(features) must hold and indices be int64, contiguous) or, with features None, inputs[:n] as they
-        are. inputs: fp32,
-        C-contiguous rows of width theta's row, a multiple of 16. row_loss: float64 scratch of at least n values.
+        are. inputs: fp32, C-contiguous rows of width theta's row, a multiple of 16. row_loss: float64 scratch of
+        at least n values.
         An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
         loss_sum = ctypes.c_double(0.0)
