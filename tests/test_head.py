@@ -119,7 +119,8 @@ def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating
 
 def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight():
     """headloop_matmuls_timed (bench/phase2_head.py's limit): the steps' gather and matmuls without the loss or Adam;
-    it returns the matmuls' seconds and leaves theta as it was, and an index outside the rows is refused."""
+    it returns the matmuls' seconds and leaves theta as it was, and an index outside the rows is refused. Every step
+    reads the first batch of dlogits, class-major as the softmax steps lay it out."""
     loop = headloop.load()
     if loop is None:
         pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
@@ -130,7 +131,9 @@ def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight
     seconds = loop.matmuls_timed(features, torch.randperm(300)[:128], inputs, logits, dlogits, theta, grad, 128, 64, 1)
     assert 0 < seconds < 1
     assert torch.equal(theta, before)
-    torch.testing.assert_close(grad.view(classes, width)[:, :40], dlogits[64:].T @ inputs[:64, :40])
+    # the softmax's class-major layout: row i, class c of a step's dlogits at c * batch + i
+    class_major = dlogits.flatten()[:classes * 64].view(classes, 64)
+    torch.testing.assert_close(grad.view(classes, width)[:, :40], class_major @ inputs[:64, :40])
     with pytest.raises(IndexError):
         loop.matmuls_timed(features, torch.tensor([0, 300]), inputs, logits, dlogits, theta, grad, 2, 64, 1)
 

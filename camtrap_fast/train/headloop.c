@@ -143,6 +143,11 @@ static inline int bit_reverse(int j) {
     return r;
 }
 
+/* Where element [row][class] of a batch's logits or dlogits lives: row * row + class * cls floats from the start.
+ * Row-major (cls 1) for validation and the per-row losses; class-major (row 1, each class's batch contiguous) for
+ * the softmax, whose loss then runs a vector of rows at a time (see softmax_rows). */
+typedef struct { int64_t row, cls; } layout;
+
 /* Register tiles. Forward: RB rows x CB classes = LANES accumulators, reduced by one sum_lanes_of_each (with 32
  * AVX-512 registers 8 x 2 = 16 accumulators + 8 rows + 1; with 16 AVX registers 4 x 2 = 8 + 4 + 1). Gradient: CB
  * classes x KB vectors (AVX-512: 8 x 2, 16 + 2 + 1; AVX: 4 x 3, 12 + 3 + 1). Measured on the Zen 5 VM, 64 rows x
@@ -168,11 +173,11 @@ static inline int bit_reverse(int j) {
 #define KEEP_IN_REGISTER(value) ((void)0)
 #endif
 
-/* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits: rows of `classes`). The
+/* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits laid out as `out`). The
  * edge tiles (RB or CB 1) pad the reduction with zeros, so each logit is rounded as in a full tile. */
 #define FORWARD_TILE(NAME, RB, CB)                                                                                 \
     static inline void NAME(const float *restrict x, const float *restrict theta, float *restrict logits,         \
-                            int width, int classes) {                                                             \
+                            int width, layout out) {                                                              \
         vfloat acc[RB][CB];                                                                                        \
         for (int r = 0; r < RB; r++)                                                                               \
             for (int c = 0; c < CB; c++) acc[r][c] = (vfloat){0};                                                  \
@@ -192,7 +197,7 @@ static inline int bit_reverse(int j) {
         }                                                                                                          \
         const vfloat sums = sum_lanes_of_each(in);                                                                 \
         for (int r = 0; r < RB; r++)                                                                               \
-            for (int c = 0; c < CB; c++) logits[(int64_t)r * classes + c] = sums[r * CB + c];                      \
+            for (int c = 0; c < CB; c++) logits[r * out.row + c * out.cls] = sums[r * CB + c];                     \
     }
 FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES)
 FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES)
@@ -200,23 +205,24 @@ FORWARD_TILE(forward_tile_class, FORWARD_ROWS, 1)
 FORWARD_TILE(forward_tile_one, 1, 1)
 
 /* logits rows [r0, r1) of the batch x (rows of width) against every class of theta. */
-static void forward_rows(const float *x, const float *theta, float *logits, int r0, int r1, int width, int classes) {
+static void forward_rows(const float *x, const float *theta, float *logits, layout out, int r0, int r1, int width,
+                         int classes) {
     int r = r0;
     for (; r + FORWARD_ROWS <= r1; r += FORWARD_ROWS) {
         const float *xr = x + (int64_t)r * width;
-        float *out = logits + (int64_t)r * classes;
+        float *at = logits + r * out.row;
         int c = 0;
         for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
-            forward_tile(xr, theta + (int64_t)c * width, out + c, width, classes);
-        for (; c < classes; c++) forward_tile_class(xr, theta + (int64_t)c * width, out + c, width, classes);
+            forward_tile(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+        for (; c < classes; c++) forward_tile_class(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
     }
     for (; r < r1; r++) {
         const float *xr = x + (int64_t)r * width;
-        float *out = logits + (int64_t)r * classes;
+        float *at = logits + r * out.row;
         int c = 0;
         for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
-            forward_tile_row(xr, theta + (int64_t)c * width, out + c, width, classes);
-        for (; c < classes; c++) forward_tile_one(xr, theta + (int64_t)c * width, out + c, width, classes);
+            forward_tile_row(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+        for (; c < classes; c++) forward_tile_one(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
     }
 }
 
@@ -224,7 +230,7 @@ static void forward_rows(const float *x, const float *theta, float *logits, int 
  * summed in order, so every element is rounded the same whichever tile computes it. */
 #define GRADIENT_TILE(NAME, CB, KB)                                                                                \
     static void NAME(const float *restrict x, const float *restrict dlogits, float *restrict grad, int rows,      \
-                     int width, int classes) {                                                                     \
+                     int width, layout in) {                                                                       \
         vfloat acc[CB][KB];                                                                                        \
         for (int c = 0; c < CB; c++)                                                                               \
             for (int k = 0; k < KB; k++) acc[c][k] = (vfloat){0};                                                  \
@@ -232,14 +238,14 @@ static void forward_rows(const float *x, const float *theta, float *logits, int 
             vfloat row[KB];                                                                                        \
             for (int k = 0; k < KB; k++) row[k] = loadv(x + (int64_t)i * width + k * LANES);                       \
             for (int c = 0; c < CB; c++) {                                                                         \
-                const float d = dlogits[(int64_t)i * classes + c];                                                 \
+                const float d = dlogits[i * in.row + c * in.cls];                                                  \
                 for (int k = 0; k < KB; k++) acc[c][k] += d * row[k];                                              \
             }                                                                                                      \
         }                                                                                                          \
         for (int c = 0; c < CB; c++)                                                                               \
             for (int k = 0; k < KB; k++) storev(grad + (int64_t)c * width + k * LANES, acc[c][k]);                 \
     }
-typedef void (*gradient_tile_fn)(const float *restrict, const float *restrict, float *restrict, int, int, int);
+typedef void (*gradient_tile_fn)(const float *restrict, const float *restrict, float *restrict, int, int, layout);
 /* Edge tiles: the class tail in blocks of 4, 2, 1 (52 classes = 6 x 8 + 4) and the column tail in single vectors. */
 #define GRADIENT_TILES(CB) GRADIENT_TILE(gradient_##CB##_1, CB, 1) GRADIENT_TILE(gradient_##CB##_k, CB, GRADIENT_VECTORS)
 GRADIENT_TILES(GRADIENT_CLASSES)
@@ -299,15 +305,15 @@ static inline void adam_range(float *restrict theta, const float *restrict grad,
 /* grad columns [k0, k1) (multiples of LANES) for every class, then Adam on those parameters, one pass per class row
  * (adam NULL: the gradient only, for the benchmark's matmul-only loop). Adam right after each tile, while it is in
  * L1, measured slower: 40-float runs vectorize worse than the row's k1 - k0. */
-static void gradient_columns(const float *x, const float *dlogits, float *grad, float *theta, float *m, float *v,
-                             int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
+static void gradient_columns(const float *x, const float *dlogits, layout in, float *grad, float *theta, float *m,
+                             float *v, int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
     for (int k = k0; k < k1;) {
         const int full = (k1 - k) / LANES >= GRADIENT_VECTORS;
         int c = 0;
         for (size_t t = 0; t < sizeof gradient_tiles / sizeof gradient_tiles[0]; t++)
             for (; c + gradient_tiles[t].classes <= classes; c += gradient_tiles[t].classes)
                 (full ? gradient_tiles[t].full : gradient_tiles[t].one_vector)(
-                    x + k, dlogits + c, grad + (int64_t)c * width + k, rows, width, classes);
+                    x + k, dlogits + c * in.cls, grad + (int64_t)c * width + k, rows, width, in);
         k += (full ? GRADIENT_VECTORS : 1) * LANES;
     }
     if (adam)
@@ -377,6 +383,94 @@ static float softmax_row(const float *restrict logits, float *restrict out, int 
     return logf(sum);
 }
 
+/* Lane-wise max and exact division (the vector extensions' `/` becomes a reciprocal estimate under -ffast-math, which
+ * would round the softmax differently from softmax_row's scalar division; the asm keeps the IEEE division). */
+static inline vfloat maxv(vfloat a, vfloat b) {
+#if LANES == 16
+    return (vfloat)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+    return (vfloat)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+    for (int l = 0; l < LANES; l++) a[l] = b[l] > a[l] ? b[l] : a[l];
+    return a;
+#endif
+}
+
+static inline vfloat divv(vfloat a, vfloat b) {
+#if defined(__GNUC__) && defined(__AVX__)
+    vfloat q;
+    __asm__("vdivps %2, %1, %0" : "=v"(q) : "v"(a), "v"(b));
+    return q;
+#else
+    for (int l = 0; l < LANES; l++) {
+        volatile float q = a[l] / b[l];  /* volatile: no vectorized reciprocal */
+        a[l] = q;
+    }
+    return a;
+#endif
+}
+
+/* The first `count` (<= LANES) floats at p; the other lanes 0 (loaded, computed on, never stored). */
+static inline vfloat load_part(const float *p, int count) {
+    if (count == LANES) return loadv(p);
+    vfloat v = {0};
+    for (int l = 0; l < count; l++) v[l] = p[l];
+    return v;
+}
+
+static inline void store_part(float *p, vfloat v, int count) {
+    if (count == LANES) {
+        storev(p, v);
+        return;
+    }
+    for (int l = 0; l < count; l++) p[l] = v[l];
+}
+
+/* loss_gradient's LOSS_SOFTMAX over class-major logits and dlogits (element [i][j] at j * stride + i), LANES rows at a
+ * time, one row a lane. Each lane runs softmax_row's operations in softmax_row's order (its max, its exps, its sum
+ * of lane j mod LANES then the same tree, one IEEE division), so every value is rounded as softmax_row rounds it:
+ * 3 epochs of 20,037 rows trained to the same bits both ways, on 1 and 3 threads, when this was written, so results
+ * (and the demo's table) did not move. softmax_row, one row at a time, took 3.3-3.5 us of a 64-row step: each row
+ * is one long chain of dependent max, exp and sum latencies, where here LANES rows share each. */
+static void softmax_rows(const float *logits, const int64_t *targets, const float *row_scale, float *dlogits,
+                         double *row_loss, int64_t stride, int r0, int r1, int rows, int batch, int classes) {
+    const float mean_factor = (float)batch / (float)rows;
+    for (int i0 = r0; i0 < r1; i0 += LANES) {
+        const int count = r1 - i0 < LANES ? r1 - i0 : LANES;
+        const float *l = logits + i0;
+        float *d = dlogits + i0;
+        vfloat max = load_part(l, count);
+        for (int j = 1; j < classes; j++) max = maxv(load_part(l + j * stride, count), max);
+        vfloat sums[LANES];
+        for (int j = 0; j < LANES; j++) sums[j] = (vfloat){0};
+        for (int j = 0; j < classes; j++) {
+            const vfloat e = exp_nonpositive_v(load_part(l + j * stride, count) - max);
+            store_part(d + j * stride, e, count);
+            sums[j % LANES] += e;
+        }
+        for (int half = LANES / 2; half >= 1; half /= 2)
+            for (int j = 0; j < half; j++) sums[j] += sums[j + half];
+        vfloat one;
+        for (int lane = 0; lane < LANES; lane++) one[lane] = 1.0f;
+        const vfloat inv = divv(one, sums[0]);
+        for (int j = 0; j < classes; j++) store_part(d + j * stride, load_part(d + j * stride, count) * inv, count);
+        int scaled = 0;
+        vfloat factor = one;
+        for (int lane = 0; lane < count; lane++) {
+            const int i = i0 + lane;
+            const int64_t y = targets[i];
+            const float nll = max[lane] + logf(sums[0][lane]) - l[y * stride + lane];
+            factor[lane] = row_scale ? row_scale[i] : mean_factor;
+            if (row_loss) row_loss[i] = (double)factor[lane] * nll / batch;
+            d[y * stride + lane] -= 1.0f;
+            scaled |= factor[lane] != 1.0f;
+        }
+        if (scaled)  /* x 1.0 is exact, so the rows whose factor is 1 are unchanged */
+            for (int j = 0; j < classes; j++)
+                store_part(d + j * stride, load_part(d + j * stride, count) * factor, count);
+    }
+}
+
 /* TF Addons' sigmoid focal loss, one row: d/dz of sum_j alpha_t (1 - q)^g (-log q), q = sigmoid(s z_j), s = +1 on
  * the target column and -1 elsewhere, alpha_t = alpha[y] there and 1 - alpha[j] elsewhere (alpha NULL: 1):
  *   dL/dz_j = -s alpha_t (1 - q)^g ((1 - q) - g q log q)        (losses.sigmoid_focal_dlogits, its reference) */
@@ -410,10 +504,15 @@ static float sigmoid_focal_row(const float *z, float *d, int64_t y, int classes,
  *   LOSS_FOCAL:   focal loss -(1-p)^g log p with p the true class's probability (times class_weights[y]):
  *                 dlogits_i = factor_i * c_i * (softmax_i - onehot_i),
  *                 c = (1-p)^g - g p (1-p)^(g-1) log p, (1-p) clamped below at min_margin; loss share its mean's.
- *   LOSS_SIGMOID_FOCAL: sigmoid_focal_row (one-vs-all, no softmax), times batch/rows; class_weights = alpha. */
-static void loss_gradient(int loss, const float *logits, const int64_t *targets, const float *row_scale,
+ *   LOSS_SIGMOID_FOCAL: sigmoid_focal_row (one-vs-all, no softmax), times batch/rows; class_weights = alpha.
+ * logits and dlogits are laid out as `lay`: row-major, or class-major for LOSS_SOFTMAX (softmax_rows). */
+static void loss_gradient(int loss, const float *logits, layout lay, const int64_t *targets, const float *row_scale,
                           const float *class_weights, float gamma, float min_margin, float *dlogits, double *row_loss,
                           int r0, int r1, int rows, int batch, int classes) {
+    if (lay.cls != 1) {  /* class-major: the softmax only (logits_layout) */
+        softmax_rows(logits, targets, row_scale, dlogits, row_loss, lay.cls, r0, r1, rows, batch, classes);
+        return;
+    }
     const float mean_factor = (float)batch / (float)rows;
     for (int i = r0; i < r1; i++) {
         const float *l = logits + (int64_t)i * classes;
@@ -584,6 +683,13 @@ static void share(int count, int unit, int index, int threads, int *begin, int *
     *end = e < count ? e : count;
 }
 
+/* The steps' logits and dlogits: class-major for the softmax (softmax_rows runs LANES rows at a time over it; the
+ * forward tile's scalar stores and the gradient tile's broadcast loads cost the same either way), row-major for the
+ * per-row losses. The matmul-only loop lays them out as the softmax does, the loss its benchmark trains. */
+static layout logits_layout(int loss, int batch, int classes) {
+    return loss == LOSS_SOFTMAX ? (layout){1, batch} : (layout){classes, 1};
+}
+
 /* One thread's part of every step of the chunk: its rows of the forward pass and the loss, a barrier, its columns
  * of the gradient and Adam, a barrier (the next step's forward reads every column of theta). */
 static void run_share(chunk_work *w, int index) {
@@ -592,21 +698,24 @@ static void run_share(chunk_work *w, int index) {
     if (w->forward_only) {  /* headloop_logits: rows are independent, no barrier */
         int r0, r1;
         share(w->n, FORWARD_ROWS, index, w->threads, &r0, &r1);
-        forward_rows(w->inputs, w->theta, w->logits, r0, r1, w->width, w->classes);
+        forward_rows(w->inputs, w->theta, w->logits, (layout){w->classes, 1}, r0, r1, w->width, w->classes);
         FLUSH_DENORMALS_END
         return;
     }
     int k0, k1;
     share(w->width, LANES, index, w->threads, &k0, &k1);
     int64_t step = w->step0;
+    const layout lay = logits_layout(w->loss, w->batch, w->classes);
     for (int start = 0; start < w->n; start += w->batch) {
         const int rows = w->n - start < w->batch ? w->n - start : w->batch;
         /* Gathered rows go to the same first `batch` rows of inputs every step: those 135 KB stay in L2, where a
          * fresh region per step would make each of its writes a miss first. The barrier after the gradient frees
          * them for the next step's gather. */
         const float *x = w->inputs + (w->features ? 0 : (int64_t)start * w->width);
-        float *l = w->logits + (int64_t)start * w->classes;
-        float *d = w->dlogits + (int64_t)start * w->classes;
+        /* Every step's logits and dlogits reuse the same first `batch` rows too: a fresh 13 KB of each per step cycled
+         * 850 KB a chunk through L2 beside theta, Adam's moments and the inputs (~0.5-1 us a step, bench/README.md). */
+        float *l = w->logits;
+        float *d = w->dlogits;
         int r0, r1;
         share(rows, FORWARD_ROWS, index, w->threads, &r0, &r1);
         /* Each thread gathers the rows of its forward share just before using them, so they are read from its own
@@ -619,15 +728,15 @@ static void run_share(chunk_work *w, int index) {
             if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
             if (index == 0) clock_gettime(CLOCK_MONOTONIC, &began);
         }
-        forward_rows(x, w->theta, l, r0, r1, w->width, w->classes);
+        forward_rows(x, w->theta, l, lay, r0, r1, w->width, w->classes);
         if (!w->matmuls_only)
-            loss_gradient(w->loss, l, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
+            loss_gradient(w->loss, l, lay, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
                           w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1, rows, w->batch,
                           w->classes);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
         step += 1;
         const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
-        gradient_columns(x, d, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
+        gradient_columns(x, d, lay, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
                          w->matmuls_only ? 0 : &adam);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
         if (w->matmuls_only && w->features && index == 0) {
@@ -676,8 +785,7 @@ static int run_threads(chunk_work *w) {
 /* Train on the chunk's n rows in batches of `batch` on `threads` threads; steps are numbered from step0 + 1.
  * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): each batch's rows are gathered into
  * the first dim columns of inputs' first `batch` rows, step after step (features NULL: inputs already hold the
- * chunk's n rows). logits (n x classes) keeps every batch's logits;
- * dlogits is scratch of the same shape; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
+ * chunk's n rows). logits and dlogits (batch x classes, or larger) are scratch: each step's go to their first rows; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
  * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
  * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
  * -1 when width is not a multiple of LANES (16 with AVX-512, else 8) or the features' type cannot be gathered, -2

@@ -147,8 +147,9 @@ class HeadLoop:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
         losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn;
         gathers(features) must hold and indices be int64, contiguous) or, with features None, inputs[:n] as they
-        are. inputs: fp32, C-contiguous rows of width theta's row, a multiple of 16. row_loss: float64 scratch of
-        at least n values.
+        are. inputs: fp32, C-contiguous rows of width theta's row, a multiple of 16. logits and dlogits: scratch of
+        at least batch_size rows (every step reuses their first rows). row_loss: float64 scratch of at least n
+        values.
         An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
         loss_sum = ctypes.c_double(0.0)
