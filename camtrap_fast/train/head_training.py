@@ -7,18 +7,15 @@ a per-step autograd graph, loss module and optimizer in Python exceeds the matmu
 - folds the bias into the weight as an extra input column of ones, so one matmul gives logits and one
   gives the whole gradient (weight and bias) without autograd: d loss / d logits is closed-form;
 - keeps weight, gradient and Adam moments as single flat tensors updated by one fused Adam kernel;
-- keeps the gradient batch_size times too large, Adam's eps scaled to match (the same updates, a division less);
-- gathers each epoch's shuffled rows (fp16 stays fp16 until then) in chunks into a reused buffer, its batches
-  views made once: no per-step indexing, allocation or view creation.
-What remains per step is two matmuls, a softmax, a scatter and the Adam kernel. Even so each step costs
-~10 torch dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the chunk's steps run
-in C instead (train/headloop.c via headloop.py: the same arithmetic in its own register-tiled matmuls on its own
-threads, its loss_gradient the one place per loss of d loss / d logits); the torch steps below are its fallback.
-Two of the torch steps call private torch ops, kept behind `_softmax_into` and `FlatAdam`:
-bench/phase2_head.py times them against their public equivalents (`torch.softmax(out=)`,
-`torch.optim.Adam(fused=True).step()`, about 4x the per-step cost) in the same run, and the tests pin both
-to the plain loop. It computes what `head_reference.train_head_reference` computes with nn.Linear + loss
-module + torch.optim.Adam (tests check they agree); use that one to read the math.
+- keeps the gradient batch_size times too large, Adam's eps scaled to match (the same updates, a division less),
+  and gathers each epoch's shuffled rows (fp16 stays fp16 until then) in chunks into a reused buffer.
+Each torch step still costs ~10 dispatches of ~3 us, as much as its arithmetic, so where `make setup` built it the
+steps run in C (train/headloop.c via headloop.py: the same arithmetic, its own matmul tiles and threads, the gather
+inside each step, one call an epoch; its loss_gradient is the one place per loss of d loss / d logits). The torch
+steps below are its fallback, two of them through private ops (`_softmax_into`, `FlatAdam`) that
+bench/phase2_head.py times against their public equivalents and the tests pin to the plain loop. It computes what
+`head_reference.train_head_reference` computes with nn.Linear, a loss module and torch.optim.Adam (tests check
+they agree); read that one for the math.
 """
 
 from __future__ import annotations
@@ -39,16 +36,15 @@ from camtrap_fast.train.flat_adam import FlatAdam
 from camtrap_fast.train.head_config import HeadConfig
 from camtrap_fast.train.head_epochs import (EVAL_ROWS, EpochRecord, HeadResult, check_inputs, fit_epochs,
                                             predict_rows, shuffled_order)
-from camtrap_fast.train.head_loss_terms import LossTerms as _LossTerms
-from camtrap_fast.train.head_loss_terms import loss_terms as _loss_terms
+from camtrap_fast.train.head_loss_terms import LossTerms as _LossTerms, loss_terms as _loss_terms
 from camtrap_fast.train.huge_pages import move_to_huge_pages
 from camtrap_fast.train.parallelism import torch_threads
 
 __all__ = ["EpochRecord", "FlatAdam", "HeadConfig", "HeadResult", "fit_epochs", "predict_rows", "shuffled_order",
            "train_head"]
 
-# Batches gathered at a time: large enough that the per-chunk work (gather, loss bookkeeping) is small
-# per step, small enough (32 x 64 rows x 528 fp32 = 4.3 MB) to stay in the last-level cache while it trains.
+# Batches gathered at a time by the torch loop (and the compiled one where it cannot gather or scales rows): per-chunk
+# work small per step, the chunk (32 x 64 rows x 528 fp32 = 4.3 MB) in the last-level cache while it trains.
 CHUNK_BATCHES = 32
 ROW_ALIGN = 16  # fp32 values: 64 bytes, one cache line and one AVX-512 vector (headloop.c's LANES)
 # Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
@@ -106,8 +102,7 @@ class _FusedHead:
         self.row_loss = torch.empty(chunk, dtype=torch.float64, device=device)  # the compiled loop's loss scratch
         self.minus_one = torch.full((config.batch_size, 1), -1.0, device=device)
         # The compiled steps where they can run (CPU, private ops; COMPILED_LOOP off for comparisons), else torch's.
-        usable = COMPILED_LOOP and device.type == "cpu" and not config.public_ops
-        self.compiled = headloop.load() if usable else None
+        self.compiled = headloop.load() if COMPILED_LOOP and device.type == "cpu" and not config.public_ops else None
         self.compiled_threads = headloop.threads_for(config.num_threads)
         self.logits_threads = headloop.logits_threads_for(config.num_threads)
         # Validation on a core the steps leave free, while the next epoch trains (head_epochs.fit_epochs).
@@ -246,6 +241,9 @@ class _FusedHead:
         step = 0
         weight_t = self.weight.t()
         chunk = len(self.inputs)
+        if self.compiled is not None and self.compiled.gathers(features) and not static_scale:
+            chunk = max(len(order), 1)  # one C call an epoch (~1 us a step less): each batch gathered in its step
+            self.row_loss = self.row_loss if len(self.row_loss) >= chunk else torch.empty(chunk, dtype=torch.float64)
         for start in range(0, len(order), chunk):
             indices = order[start : start + chunk]
             if self.compiled is not None:  # the same steps and losses in C, the gather too: no per-step dispatch
@@ -312,6 +310,9 @@ class _FusedHead:
         step = 0
         weight_t = self.weight.t()
         chunk = len(self.inputs)
+        if self.compiled is not None and self.compiled.gathers(features) and not static_scale:
+            chunk = max(len(order), 1)  # one C call an epoch (~1 us a step less): each batch gathered in its step
+            self.row_loss = self.row_loss if len(self.row_loss) >= chunk else torch.empty(chunk, dtype=torch.float64)
         for start in range(0, len(order), chunk):
             n = self._load_chunk(features, labels, order[start : start + chunk])
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
