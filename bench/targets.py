@@ -38,7 +38,7 @@ TARGETS: tuple[Target, ...] = (
     Target("loader", "vs_imagefolder_256", 1.5, 1.0, "best backend ÷ ImageFolder over the same 256-px JPEGs, float"),
     Target("loader", "vs_decode", 0.8, 0.3, "best backend uint8 ÷ PIL decode-only, same threads"),
     Target("phase2_head", "vs_naive", 3.0, 1.5, "nn.Linear + CrossEntropyLoss + Adam s ÷ train_head s"),
-    Target("phase2_head", "matmul_share", 0.75, 0.3, "the steps' own two matmuls alone s ÷ train_head s, same batches"),
+    Target("phase2_head", "matmul_share", 0.75, 0.3, "the steps' own two matmuls alone s ÷ train_head s, same batches, back to back"),
     Target("phase2", "cached_vs_backbone", 20.0, 5.0, "backbone-every-epoch phase 2 s ÷ cached features s"),
     Target("phase2_methods", "retrain_vs_plain", 2.5, 1.2, "plain PyTorch retrain s ÷ ours"),
     Target("phase2_methods", "posthoc_vs_plain", 10.0, 3.0, "plain τ sweeps (tau-norm + logit-adjust) s ÷ ours"),
