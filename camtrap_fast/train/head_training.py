@@ -310,9 +310,6 @@ class _FusedHead:
         step = 0
         weight_t = self.weight.t()
         chunk = len(self.inputs)
-        if self.compiled is not None and self.compiled.gathers(features) and not static_scale:
-            chunk = max(len(order), 1)  # one C call an epoch (~1 us a step less): each batch gathered in its step
-            self.row_loss = self.row_loss if len(self.row_loss) >= chunk else torch.empty(chunk, dtype=torch.float64)
         for start in range(0, len(order), chunk):
             n = self._load_chunk(features, labels, order[start : start + chunk])
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)

@@ -713,7 +713,7 @@ static void run_share(chunk_work *w, int index) {
          * them for the next step's gather. */
         const float *x = w->inputs + (w->features ? 0 : (int64_t)start * w->width);
         /* Every step's logits and dlogits reuse the same first `batch` rows too: a fresh 13 KB of each per step cycled
-         * 850 KB a chunk through L2 beside theta, Adam's moments and the inputs (~0.5-1 us a step, bench/README.md). */
+         * 850 KB a chunk through L2 beside theta, Adam's moments and the inputs (0-1.1 us a step, bench/README.md). */
         float *l = w->logits;
         float *d = w->dlogits;
         int r0, r1;
@@ -730,9 +730,9 @@ static void run_share(chunk_work *w, int index) {
         }
         forward_rows(x, w->theta, l, lay, r0, r1, w->width, w->classes);
         if (!w->matmuls_only)
-            loss_gradient(w->loss, l, lay, w->targets + start, w->row_scale ? w->row_scale + start : 0, w->class_weights,
-                          w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1, rows, w->batch,
-                          w->classes);
+            loss_gradient(w->loss, l, lay, w->targets + start, w->row_scale ? w->row_scale + start : 0,
+                          w->class_weights, w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1,
+                          rows, w->batch, w->classes);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
         step += 1;
         const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
@@ -785,9 +785,10 @@ static int run_threads(chunk_work *w) {
 /* Train on the chunk's n rows in batches of `batch` on `threads` threads; steps are numbered from step0 + 1.
  * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): each batch's rows are gathered into
  * the first dim columns of inputs' first `batch` rows, step after step (features NULL: inputs already hold the
- * chunk's n rows). logits and dlogits (batch x classes, or larger) are scratch: each step's go to their first rows; grad (classes x width) holds the last step's gradient. row_loss (n doubles,
- * or NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of
- * each batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
+ * chunk's n rows). logits and dlogits (batch x classes, or larger) are scratch: each step's go to their first rows
+ * (laid out as logits_layout says). grad (classes x width) holds the last step's gradient. row_loss (n doubles, or
+ * NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of each
+ * batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;
  * -1 when width is not a multiple of LANES (16 with AVX-512, else 8) or the features' type cannot be gathered, -2
  * for an index outside the features' rows (nothing trained). */
 int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_rows, int64_t dim, const int64_t *index,
