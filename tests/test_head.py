@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 
 import pytest
 import torch
@@ -94,18 +95,26 @@ def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, mon
 @pytest.mark.parametrize("patience", [None, 1], ids=["every-epoch", "early-stop"])
 def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating_in_turn(problem, monkeypatch,
                                                                                          patience):
-    """fit_epochs validates epoch e on a helper thread while e + 1 trains (one core spare); the epoch kept, its
-    weights and every history value but the seconds are those of validating each epoch before the next."""
+    """fit_epochs validates epoch e on a helper thread while e + 1 trains (one core spare), and works out e + 1's
+    order there while e trains; the epoch kept, its weights and every history value but the seconds are those of
+    validating each epoch before the next."""
     if headloop.load() is None:
         pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
     features, labels, val_features, val_labels, head = problem
     config = HeadConfig(epochs=10, patience=patience, lr=3e-2, num_threads=None)
     results, snapshots, frozen = {}, [], head_module._FusedHead.frozen
     monkeypatch.setattr(head_module._FusedHead, "frozen", lambda self: snapshots.append(1) or frozen(self))
+    orders, shuffled_order = [], epochs_module.shuffled_order
+    monkeypatch.setattr(epochs_module, "shuffled_order", lambda n, seed, epoch: orders.append(
+        (epoch, threading.current_thread() is threading.main_thread())) or shuffled_order(n, seed, epoch))
     for cores in (1, 2):  # 1: no core to spare, validation in turn; 2: on the helper thread
         monkeypatch.setattr(headloop, "usable_cores", lambda cores=cores: cores)
+        orders.clear()
         results[cores] = train_head(head, features, labels, val_features, val_labels, config)
         assert bool(snapshots) == (cores == 2)
+        trained = len(results[cores].history) - 1  # pipelined: one more epoch may have trained, and been dropped
+        assert [epoch for epoch, _ in orders][:trained] == list(range(1, trained + 1))  # each epoch's once, in turn
+        assert [on_main for epoch, on_main in orders if epoch > 1] == [cores == 1] * (len(orders) - 1)
     sequential, pipelined = results[1], results[2]
     assert pipelined.best_epoch == sequential.best_epoch
     for name in ("weight", "bias"):
