@@ -7,7 +7,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("camtrap-fast", "numpy", "pillow", "pillow-simd", "torch", "torchvision", "nvidia-dali-cuda130", "webdataset")
+# simplejpeg: the shard step's JPEG decoder where it is installed (shards/fastjpeg.py; PIL otherwise, same pixels,
+# slower), so a shard manifest's or run's speed can be traced to it.
+PACKAGES = ("camtrap-fast", "numpy", "pillow", "pillow-simd", "simplejpeg", "torch", "torchvision",
+            "nvidia-dali-cuda130", "webdataset")
 
 
 def package_versions() -> dict[str, str]:

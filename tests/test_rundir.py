@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import stat
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,12 @@ def test_start_records_config_classes_preprocessing_and_shards(started):
     assert run.preprocessing() == {"shard_size": 40, "shard_quality": 90, "image_size": 224, "eval_crop": "center",
                                    "crops": {}}
     assert json.loads((run.root / "shards.json").read_text())["fingerprint"] == shards.fingerprint
-    assert json.loads((run.root / "environment.json").read_text())["device"] == "cpu"
+    environment = json.loads((run.root / "environment.json").read_text())
+    assert environment["device"] == "cpu"
+    for name in ("torch", "numpy", "simplejpeg"):  # simplejpeg: the shard decoder, where installed (.ci/run does)
+        installed = importlib.util.find_spec(name.replace("-", "_")) is not None
+        recorded = environment["versions"].get(name)
+        assert recorded == (metadata.version(name) if installed else None), name
     for name in ("config.json", "classes.json"):
         assert stat.S_IMODE((run.root / name).stat().st_mode) & 0o044  # readable by others (umask 022)
 
