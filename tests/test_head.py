@@ -126,23 +126,28 @@ def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating
         assert len(sequential.history) - 1 < config.epochs, "the early-stop case should stop early"
 
 
-def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight():
+@pytest.mark.parametrize("bias", [1.0, 0.1], ids=["fp16-rows", "fp32-rows"])
+def test_the_benchmarks_matmul_only_loop_times_the_matmuls_and_changes_no_weight(bias):
     """headloop_matmuls_timed (bench/phase2_head.py's limit): the steps' gather and matmuls without the loss or Adam;
     it returns the matmuls' seconds and leaves theta as it was, and an index outside the rows is refused. Every step
-    reads the first batch of dlogits, class-major as the softmax steps lay it out."""
+    reads the first batch of dlogits, class-major as the softmax steps lay it out. fp16 features are read as fp16
+    rows with the inputs' bias column converted, which only an exact fp16 value allows (0.1 is not one: fp32 rows)."""
     loop = headloop.load()
     if loop is None:
         pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
     features, width, classes = torch.randn(300, 40).half(), 48, 5
     inputs, theta = torch.zeros(128, width), torch.randn(classes * width)
+    inputs[:, 40] = bias  # the bias input (_FusedHead's is 1)
     logits, dlogits, grad = torch.empty(128, classes), torch.randn(128, classes), torch.empty(classes * width)
-    before = theta.clone()
-    seconds = loop.matmuls_timed(features, torch.randperm(300)[:128], inputs, logits, dlogits, theta, grad, 128, 64, 1)
+    before, index = theta.clone(), torch.randperm(300)[:128]
+    seconds = loop.matmuls_timed(features, index, inputs, logits, dlogits, theta, grad, 128, 64, 1)
     assert 0 < seconds < 1
     assert torch.equal(theta, before)
-    # the softmax's class-major layout: row i, class c of a step's dlogits at c * batch + i
+    # grad holds the last step's: its rows are features[index[64:]] (fp16 rows are read as they are, not via inputs),
+    # against the softmax's class-major layout: row i, class c of a step's dlogits at c * batch + i
     class_major = dlogits.flatten()[:classes * 64].view(classes, 64)
-    torch.testing.assert_close(grad.view(classes, width)[:, :40], class_major @ inputs[:64, :40])
+    torch.testing.assert_close(grad.view(classes, width)[:, :40], class_major @ features[index[64:]].float())
+    torch.testing.assert_close(grad.view(classes, width)[:, 40], bias * class_major.sum(1))
     with pytest.raises(IndexError):
         loop.matmuls_timed(features, torch.tensor([0, 300]), inputs, logits, dlogits, theta, grad, 2, 64, 1)
 
@@ -271,16 +276,18 @@ def test_an_order_outside_the_rows_is_refused(problem, monkeypatch, compiled):
                    order_for_epoch=lambda epoch: torch.tensor([0, 1, len(labels)]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("loss", [LossConfig(), LossConfig("focal", focal_gamma=2.0, focal_alpha="inverse-frequency"),
                                   LossConfig("sigmoid-focal", focal_alpha=0.25, focal_gamma=1.0)],
                          ids=lambda c: c.name)
-def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem, loss):
+def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem, loss, dtype):
     """Each thread takes whole rows of the forward pass and whole columns of the gradient, summing in the same order,
     so the thread count (1 to more threads than the 4 column vectors of D=24 + bias) changes no bit: weights,
-    training losses and validation scores alike."""
+    training losses and validation scores alike, over fp32 features and over fp16 ones (read by their own tiles)."""
     if headloop.load() is None:
         pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
     features, labels, val_features, val_labels, head = problem
+    features = features.to(dtype)
     results = [train_head(head, features, labels, val_features, val_labels,
                           HeadConfig(epochs=2, patience=None, lr=3e-3, num_threads=threads), loss)
                for threads in (1, 2, 3, 8)]
@@ -289,6 +296,22 @@ def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem,
         assert torch.equal(result.head_state["bias"], results[0].head_state["bias"])
         assert [r.train_loss for r in result.history] == [r.train_loss for r in results[0].history]
         assert [r.val_loss for r in result.history] == [r.val_loss for r in results[0].history]
+
+
+@pytest.mark.parametrize("loss", [LossConfig(), LossConfig("weighted-ce")], ids=lambda c: c.name)
+def test_fp16_features_train_to_the_same_bits_as_their_values_in_fp32(problem, loss):
+    """The steps read fp16 features as fp16 rows, widened in the tiles (4 x 4 forward tiles at 16 lanes), and fp32
+    ones as fp32 rows (8 x 2): every fp16 is an fp32 and every tile sums in the same order, so the same values train
+    to the same bits either way (weighted-ce: the chunked calls that scale rows)."""
+    if headloop.load() is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, labels, val_features, val_labels, head = problem
+    config = HeadConfig(epochs=2, patience=None, lr=3e-3)
+    half = train_head(head, features.half(), labels, val_features, val_labels, config, loss)
+    full = train_head(head, features.half().float(), labels, val_features, val_labels, config, loss)
+    for name in ("weight", "bias"):
+        assert torch.equal(half.head_state[name], full.head_state[name])
+    assert [r.train_loss for r in half.history] == [r.train_loss for r in full.history]
 
 
 def test_the_compiled_loop_threads_are_the_configured_ones_capped_at_the_usable_cores(monkeypatch):

@@ -3,7 +3,8 @@
  * ~36 of them in the two matmuls).
  *
  * Per batch of `batch` rows of the chunk:
- *   inputs = features[index] widened to fp32   (gather_rows: each thread its share of the rows)
+ *   inputs = features[index]                   (copy_half_rows: fp16 rows as they are, which the tiles widen;
+ *                                               gather_rows: fp32, or fp16 widened; each thread its share of rows)
  *   logits = inputs . theta^T                  (forward_rows: the same rows)
  *   dlogits = d loss / d logits, x batch_size  (loss_gradient: the one place that knows each loss; same rows)
  *   grad = dlogits^T . inputs                  (gradient_columns: each thread its share of the columns; the bias
@@ -25,6 +26,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #if defined(__SSE__)
@@ -151,18 +153,42 @@ typedef struct { int64_t row, cls; } layout;
 /* Register tiles. Forward: RB rows x CB classes = LANES accumulators, reduced by one sum_lanes_of_each (with 32
  * AVX-512 registers 8 x 2 = 16 accumulators + 8 rows + 1; with 16 AVX registers 4 x 2 = 8 + 4 + 1). Gradient: CB
  * classes x KB vectors (AVX-512: 8 x 2, 16 + 2 + 1; AVX: 4 x 3, 12 + 3 + 1). Measured on the Zen 5 VM, 64 rows x
- * 512 x 52: forward 8 x 2 190 GFLOP/s (4 x 4: 175), gradient 8 x 2 231 (4 x 4: 173, 13 x 2: 216). Fewer
- * accumulators leave the FMA units waiting on their 4-cycle latency; more would spill. */
+ * 512 x 52 of fp32 rows: forward 8 x 2 190 GFLOP/s (4 x 4: 175), gradient 8 x 2 231 (4 x 4: 173, 13 x 2: 216).
+ * Fewer accumulators leave the FMA units waiting on their 4-cycle latency; more would spill. */
 #if LANES == 16
 #define FORWARD_ROWS 8
 #define FORWARD_CLASSES 2
+#define HALF_FORWARD_ROWS 4
+#define HALF_FORWARD_CLASSES 4
 #define GRADIENT_CLASSES 8
 #define GRADIENT_VECTORS 2
 #else
 #define FORWARD_ROWS 4
 #define FORWARD_CLASSES 2
+#define HALF_FORWARD_ROWS 4
+#define HALF_FORWARD_CLASSES 2
 #define GRADIENT_CLASSES 4
 #define GRADIENT_VECTORS 3
+#endif
+/* The training steps' rows are fp16 (the feature cache's type) where the features are: each step copies its rows as
+ * they are into a batch buffer, and the tiles widen each vector as they load it (exact: every fp16 is an fp32).
+ * Widening them all into an fp32 batch first wrote and re-read twice the bytes: 4.1-4.4 us of a ~47 us step went to
+ * that gather, and the fp16 steps took 7 % fewer cycles in a C harness that alternated the two (bench/README.md,
+ * fifth round). The forward tile over fp16 rows is 4 x 4 at 16 lanes (4 widenings and 4 theta loads per 16 FMAs;
+ * 8 x 2 needs 8 widenings); HALF_FORWARD_ROWS divides FORWARD_ROWS, the unit of the threads' shares. Every tile
+ * shape gives the same bits (see FORWARD_TILE), so the fp16 and fp32 steps train alike. Without F16C nothing is
+ * fp16 (copies_fp16) and widen is never called. */
+#if defined(__F16C__)
+static inline vfloat widen(const uint16_t *p) {
+#if LANES == 16
+    return (vfloat)_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+#else
+    return (vfloat)_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+#endif
+}
+#define HAS_FP16_TILES 1
+#else
+#define HAS_FP16_TILES 0
 #endif
 /* Left alone, GCC folds a vector used by several FMAs into each FMA as a memory operand: one load per FMA instead of
  * one per vector, which makes the forward tile load-bound (measured 43 vs 73 GFLOP/s at 8 lanes). An empty asm that
@@ -175,15 +201,15 @@ typedef struct { int64_t row, cls; } layout;
 
 /* logits[r][c] = x[r] . theta[c] for an RB x CB tile (x, theta: rows of `width`; logits laid out as `out`). The
  * edge tiles (RB or CB 1) pad the reduction with zeros, so each logit is rounded as in a full tile. */
-#define FORWARD_TILE(NAME, RB, CB)                                                                                 \
-    static inline void NAME(const float *restrict x, const float *restrict theta, float *restrict logits,         \
-                            int width, layout out) {                                                              \
+#define FORWARD_TILE(NAME, RB, CB, T, LOAD)                                                                        \
+    static inline void NAME(const T *restrict x, const float *restrict theta, float *restrict logits, int width,  \
+                            layout out) {                                                                         \
         vfloat acc[RB][CB];                                                                                        \
         for (int r = 0; r < RB; r++)                                                                               \
             for (int c = 0; c < CB; c++) acc[r][c] = (vfloat){0};                                                  \
         for (int k = 0; k < width; k += LANES) {                                                                   \
             vfloat row[RB];                                                                                        \
-            for (int r = 0; r < RB; r++) row[r] = loadv(x + (int64_t)r * width + k);                               \
+            for (int r = 0; r < RB; r++) row[r] = LOAD(x + (int64_t)r * width + k);                                \
             for (int c = 0; c < CB; c++) {                                                                         \
                 vfloat t = loadv(theta + (int64_t)c * width + k);                                                  \
                 KEEP_IN_REGISTER(t);                                                                               \
@@ -199,14 +225,50 @@ typedef struct { int64_t row, cls; } layout;
         for (int r = 0; r < RB; r++)                                                                               \
             for (int c = 0; c < CB; c++) logits[r * out.row + c * out.cls] = sums[r * CB + c];                     \
     }
-FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES)
-FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES)
-FORWARD_TILE(forward_tile_class, FORWARD_ROWS, 1)
-FORWARD_TILE(forward_tile_one, 1, 1)
+FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES, float, loadv)
+FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES, float, loadv)
+FORWARD_TILE(forward_tile_class, FORWARD_ROWS, 1, float, loadv)
+FORWARD_TILE(forward_tile_one, 1, 1, float, loadv)
+#if HAS_FP16_TILES
+FORWARD_TILE(half_tile, HALF_FORWARD_ROWS, HALF_FORWARD_CLASSES, uint16_t, widen)
+FORWARD_TILE(half_tile_row, 1, HALF_FORWARD_CLASSES, uint16_t, widen)
+FORWARD_TILE(half_tile_class, HALF_FORWARD_ROWS, 1, uint16_t, widen)
+FORWARD_TILE(half_tile_one, 1, 1, uint16_t, widen)
 
-/* logits rows [r0, r1) of the batch x (rows of width) against every class of theta. */
-static void forward_rows(const float *x, const float *theta, float *logits, layout out, int r0, int r1, int width,
-                         int classes) {
+/* forward_rows over fp16 rows. */
+static void forward_half_rows(const uint16_t *x, const float *theta, float *logits, layout out, int r0, int r1,
+                              int width, int classes) {
+    int r = r0;
+    for (; r + HALF_FORWARD_ROWS <= r1; r += HALF_FORWARD_ROWS) {
+        const uint16_t *xr = x + (int64_t)r * width;
+        float *at = logits + r * out.row;
+        int c = 0;
+        for (; c + HALF_FORWARD_CLASSES <= classes; c += HALF_FORWARD_CLASSES)
+            half_tile(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+        for (; c < classes; c++) half_tile_class(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+    }
+    for (; r < r1; r++) {
+        const uint16_t *xr = x + (int64_t)r * width;
+        float *at = logits + r * out.row;
+        int c = 0;
+        for (; c + HALF_FORWARD_CLASSES <= classes; c += HALF_FORWARD_CLASSES)
+            half_tile_row(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+        for (; c < classes; c++) half_tile_one(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
+    }
+}
+#endif
+
+/* logits rows [r0, r1) of the batch x (rows of width; fp16 where half) against every class of theta. */
+static void forward_rows(const void *rows, int half, const float *theta, float *logits, layout out, int r0, int r1,
+                         int width, int classes) {
+#if HAS_FP16_TILES
+    if (half) {
+        forward_half_rows(rows, theta, logits, out, r0, r1, width, classes);
+        return;
+    }
+#endif
+    (void)half;
+    const float *x = rows;
     int r = r0;
     for (; r + FORWARD_ROWS <= r1; r += FORWARD_ROWS) {
         const float *xr = x + (int64_t)r * width;
@@ -228,15 +290,16 @@ static void forward_rows(const float *x, const float *theta, float *logits, layo
 
 /* grad[c][k..] = sum over the batch's rows i of dlogits[i][c] * x[i][k..], for CB classes x KB vectors; rows are
  * summed in order, so every element is rounded the same whichever tile computes it. */
-#define GRADIENT_TILE(NAME, CB, KB)                                                                                \
-    static void NAME(const float *restrict x, const float *restrict dlogits, float *restrict grad, int rows,      \
-                     int width, layout in) {                                                                       \
+#define GRADIENT_TILE(NAME, CB, KB, T, LOAD)                                                                       \
+    static void NAME(const void *rows_x, const float *restrict dlogits, float *restrict grad, int rows, int width, \
+                     layout in) {                                                                                  \
+        const T *restrict x = rows_x;                                                                              \
         vfloat acc[CB][KB];                                                                                        \
         for (int c = 0; c < CB; c++)                                                                               \
             for (int k = 0; k < KB; k++) acc[c][k] = (vfloat){0};                                                  \
         for (int i = 0; i < rows; i++) {                                                                           \
             vfloat row[KB];                                                                                        \
-            for (int k = 0; k < KB; k++) row[k] = loadv(x + (int64_t)i * width + k * LANES);                       \
+            for (int k = 0; k < KB; k++) row[k] = LOAD(x + (int64_t)i * width + k * LANES);                        \
             for (int c = 0; c < CB; c++) {                                                                         \
                 const float d = dlogits[i * in.row + c * in.cls];                                                  \
                 for (int k = 0; k < KB; k++) acc[c][k] += d * row[k];                                              \
@@ -245,17 +308,32 @@ static void forward_rows(const float *x, const float *theta, float *logits, layo
         for (int c = 0; c < CB; c++)                                                                               \
             for (int k = 0; k < KB; k++) storev(grad + (int64_t)c * width + k * LANES, acc[c][k]);                 \
     }
-typedef void (*gradient_tile_fn)(const float *restrict, const float *restrict, float *restrict, int, int, layout);
-/* Edge tiles: the class tail in blocks of 4, 2, 1 (52 classes = 6 x 8 + 4) and the column tail in single vectors. */
-#define GRADIENT_TILES(CB) GRADIENT_TILE(gradient_##CB##_1, CB, 1) GRADIENT_TILE(gradient_##CB##_k, CB, GRADIENT_VECTORS)
+typedef void (*gradient_tile_fn)(const void *, const float *restrict, float *restrict, int, int, layout);
+/* Edge tiles: the class tail in blocks of 4, 2, 1 (52 classes = 6 x 8 + 4) and the column tail in single vectors;
+ * each over fp32 rows and (half_) over fp16 rows. */
+#if HAS_FP16_TILES
+#define HALF_GRADIENT_TILES(CB)                                                                                    \
+    GRADIENT_TILE(half_gradient_##CB##_1, CB, 1, uint16_t, widen)                                                  \
+    GRADIENT_TILE(half_gradient_##CB##_k, CB, GRADIENT_VECTORS, uint16_t, widen)
+#define HALF_GRADIENT_FNS(CB) , half_gradient_##CB##_1, half_gradient_##CB##_k
+#else
+#define HALF_GRADIENT_TILES(CB)
+#define HALF_GRADIENT_FNS(CB) , 0, 0
+#endif
+#define GRADIENT_TILES(CB)                                                                                         \
+    GRADIENT_TILE(gradient_##CB##_1, CB, 1, float, loadv)                                                          \
+    GRADIENT_TILE(gradient_##CB##_k, CB, GRADIENT_VECTORS, float, loadv) HALF_GRADIENT_TILES(CB)
 GRADIENT_TILES(GRADIENT_CLASSES)
 #if GRADIENT_CLASSES > 4
 GRADIENT_TILES(4)
 #endif
 GRADIENT_TILES(2)
 GRADIENT_TILES(1)
-#define GRADIENT_ROW(CB) {CB, gradient_##CB##_1, gradient_##CB##_k}
-static const struct { int classes; gradient_tile_fn one_vector, full; } gradient_tiles[] = {
+#define GRADIENT_ROW(CB) {CB, gradient_##CB##_1, gradient_##CB##_k HALF_GRADIENT_FNS(CB)}
+static const struct {
+    int classes;
+    gradient_tile_fn one_vector, full, half_one_vector, half_full;
+} gradient_tiles[] = {
     GRADIENT_ROW(GRADIENT_CLASSES),
 #if GRADIENT_CLASSES > 4
     GRADIENT_ROW(4),
@@ -305,15 +383,19 @@ static inline void adam_range(float *restrict theta, const float *restrict grad,
 /* grad columns [k0, k1) (multiples of LANES) for every class, then Adam on those parameters, one pass per class row
  * (adam NULL: the gradient only, for the benchmark's matmul-only loop). Adam right after each tile, while it is in
  * L1, measured slower: 40-float runs vectorize worse than the row's k1 - k0. */
-static void gradient_columns(const float *x, const float *dlogits, layout in, float *grad, float *theta, float *m,
-                             float *v, int rows, int width, int classes, int k0, int k1, const adam_terms *adam) {
+static void gradient_columns(const void *x, int half, const float *dlogits, layout in, float *grad, float *theta,
+                             float *m, float *v, int rows, int width, int classes, int k0, int k1,
+                             const adam_terms *adam) {
     for (int k = k0; k < k1;) {
         const int full = (k1 - k) / LANES >= GRADIENT_VECTORS;
+        const void *xk = half ? (const void *)((const uint16_t *)x + k) : (const void *)((const float *)x + k);
         int c = 0;
-        for (size_t t = 0; t < sizeof gradient_tiles / sizeof gradient_tiles[0]; t++)
+        for (size_t t = 0; t < sizeof gradient_tiles / sizeof gradient_tiles[0]; t++) {
+            const gradient_tile_fn tile = half ? (full ? gradient_tiles[t].half_full : gradient_tiles[t].half_one_vector)
+                                               : (full ? gradient_tiles[t].full : gradient_tiles[t].one_vector);
             for (; c + gradient_tiles[t].classes <= classes; c += gradient_tiles[t].classes)
-                (full ? gradient_tiles[t].full : gradient_tiles[t].one_vector)(
-                    x + k, dlogits + c * in.cls, grad + (int64_t)c * width + k, rows, width, in);
+                tile(xk, dlogits + c * in.cls, grad + (int64_t)c * width + k, rows, width, in);
+        }
         k += (full ? GRADIENT_VECTORS : 1) * LANES;
     }
     if (adam)
@@ -614,6 +696,45 @@ static int gather_rows(const void *features, int elem_bytes, int64_t dim, const 
     return -1;
 }
 
+#if HAS_FP16_TILES
+/* rows[i] = features[index[i]] as they are (fp16, dim columns), into out (row stride `width`): the fp16 steps'
+ * gather, prefetched ahead as gather_rows is; indices already checked. */
+static void copy_half_rows(const uint16_t *features, int64_t dim, const int64_t *index, int n, uint16_t *out,
+                           int width) {
+    for (int i = 0; i < n && i < GATHER_AHEAD; i++) prefetch_row((const char *)(features + index[i] * dim), dim * 2);
+    for (int i = 0; i < n; i++) {
+        if (i + GATHER_AHEAD < n) prefetch_row((const char *)(features + index[i + GATHER_AHEAD] * dim), dim * 2);
+        const uint16_t *src = features + index[i] * dim;
+        uint16_t *dst = out + (int64_t)i * width;
+        int64_t k = 0;
+        for (; k + 32 <= dim; k += 32) memcpy(dst + k, src + k, 64);  /* fixed size: one vector move, no call */
+        for (; k < dim; k++) dst[k] = src[k];
+    }
+}
+
+/* The fp16 steps' batch buffer (batch x width): its columns from dim on (the bias's 1, the padding) are inputs'
+ * first `batch` rows' converted once. NULL where they are not exactly fp16 values or the memory is not there: the
+ * steps then gather fp32 rows into inputs as before. */
+static uint16_t *half_batch(const float *inputs, int batch, int64_t dim, int width) {
+    uint16_t *rows = malloc(sizeof *rows * (size_t)batch * (size_t)width);
+    for (int i = 0; rows && i < batch; i++)
+        for (int64_t k = dim; k < width; k++) {
+            const float value = inputs[(int64_t)i * width + k];
+            rows[(int64_t)i * width + k] = _cvtss_sh(value, 0);
+            if (_cvtsh_ss(rows[(int64_t)i * width + k]) != value) {
+                free(rows);
+                return 0;
+            }
+        }
+    return rows;
+}
+#else
+static uint16_t *half_batch(const float *inputs, int batch, int64_t dim, int width) {
+    (void)inputs, (void)batch, (void)dim, (void)width;
+    return 0;
+}
+#endif
+
 /* gather_rows for the torch loop's chunks: the gather without torch's per-row index_select dispatch and without a
  * staging copy. Returns 0; -2 for an index outside 0..rows-1 (nothing read); -1 when this build cannot convert
  * fp16 (no F16C): the caller gathers with torch. */
@@ -659,6 +780,7 @@ typedef struct {
     const int64_t *index;
     int64_t dim;
     int elem_bytes;
+    uint16_t *half_rows;  /* fp16 features: each step's rows, as they are (half_batch); else NULL */
     int n, batch, width, classes, loss, threads, matmuls_only, forward_only;
     double matmul_seconds;  /* headloop_matmuls_timed: thread 0's clock over the matmuls of every step */
     float gamma, min_margin, lr, beta1, beta2, eps;
@@ -698,7 +820,7 @@ static void run_share(chunk_work *w, int index) {
     if (w->forward_only) {  /* headloop_logits: rows are independent, no barrier */
         int r0, r1;
         share(w->n, FORWARD_ROWS, index, w->threads, &r0, &r1);
-        forward_rows(w->inputs, w->theta, w->logits, (layout){w->classes, 1}, r0, r1, w->width, w->classes);
+        forward_rows(w->inputs, 0, w->theta, w->logits, (layout){w->classes, 1}, r0, r1, w->width, w->classes);
         FLUSH_DENORMALS_END
         return;
     }
@@ -708,10 +830,12 @@ static void run_share(chunk_work *w, int index) {
     const layout lay = logits_layout(w->loss, w->batch, w->classes);
     for (int start = 0; start < w->n; start += w->batch) {
         const int rows = w->n - start < w->batch ? w->n - start : w->batch;
-        /* Gathered rows go to the same first `batch` rows of inputs every step: those 135 KB stay in L2, where a
-         * fresh region per step would make each of its writes a miss first. The barrier after the gradient frees
-         * them for the next step's gather. */
-        const float *x = w->inputs + (w->features ? 0 : (int64_t)start * w->width);
+        /* Gathered rows go to the same first `batch` rows of inputs (or of half_rows) every step: those 135 KB (68 KB)
+         * stay in L2, where a fresh region per step would make each of its writes a miss first. The barrier after the
+         * gradient frees them for the next step's gather. */
+        float *inputs = (float *)w->inputs + (w->features ? 0 : (int64_t)start * w->width);
+        const int half = w->half_rows != 0;
+        const void *x = half ? (const void *)w->half_rows : (const void *)inputs;
         /* Every step's logits and dlogits reuse the same first `batch` rows too: a fresh 13 KB of each per step cycled
          * 850 KB a chunk through L2 beside theta, Adam's moments and the inputs (0-1.1 us a step, bench/README.md). */
         float *l = w->logits;
@@ -720,15 +844,21 @@ static void run_share(chunk_work *w, int index) {
         share(rows, FORWARD_ROWS, index, w->threads, &r0, &r1);
         /* Each thread gathers the rows of its forward share just before using them, so they are read from its own
          * L2; the barrier publishes them for the gradient, which reads every row. */
+#if HAS_FP16_TILES
+        if (half)
+            copy_half_rows(w->features, w->dim, w->index + start + r0, r1 - r0, w->half_rows + (int64_t)r0 * w->width,
+                           w->width);
+        else
+#endif
         if (w->features)
             gather_rows(w->features, w->elem_bytes, w->dim, w->index + start + r0, r1 - r0,
-                        (float *)x + (int64_t)r0 * w->width, w->width);
+                        inputs + (int64_t)r0 * w->width, w->width);
         struct timespec began;
         if (w->matmuls_only && w->features) {  /* headloop_matmuls_timed: the clock starts after every gather */
             if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
             if (index == 0) clock_gettime(CLOCK_MONOTONIC, &began);
         }
-        forward_rows(x, w->theta, l, lay, r0, r1, w->width, w->classes);
+        forward_rows(x, half, w->theta, l, lay, r0, r1, w->width, w->classes);
         if (!w->matmuls_only)
             loss_gradient(w->loss, l, lay, w->targets + start, w->row_scale ? w->row_scale + start : 0,
                           w->class_weights, w->gamma, w->min_margin, d, w->row_loss ? w->row_loss + start : 0, r0, r1,
@@ -736,7 +866,7 @@ static void run_share(chunk_work *w, int index) {
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
         step += 1;
         const adam_terms adam = adam_terms_at(step, w->lr, w->beta1, w->beta2, w->eps);
-        gradient_columns(x, d, lay, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
+        gradient_columns(x, half, d, lay, w->grad, w->theta, w->m, w->v, rows, w->width, w->classes, k0, k1,
                          w->matmuls_only ? 0 : &adam);
         if (w->threads > 1) barrier_wait(&w->sync, &local_sense);
         if (w->matmuls_only && w->features && index == 0) {
@@ -804,7 +934,10 @@ int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_row
                     .n = n, .batch = batch, .width = width, .classes = classes, .loss = loss, .threads = threads,
                     .gamma = gamma, .min_margin = min_margin, .lr = lr, .beta1 = beta1, .beta2 = beta2, .eps = eps,
                     .step0 = step0};
+    /* fp16 features: the steps read their rows as they are (half_batch) */
+    if (features && elem_bytes == 2) w.half_rows = half_batch(inputs, n < batch ? n : batch, dim, width);
     run_threads(&w);
+    free(w.half_rows);
     if (row_loss && loss_out) {
         double total = 0.0;
         for (int i = 0; i < n; i++) total += row_loss[i];
@@ -838,7 +971,9 @@ double headloop_matmuls_timed(const void *features, int elem_bytes, int64_t feat
     chunk_work w = {.features = features, .elem_bytes = elem_bytes, .dim = dim, .index = index, .inputs = inputs,
                     .logits = logits, .dlogits = dlogits, .theta = (float *)theta, .grad = grad, .n = n,
                     .batch = batch, .width = width, .classes = classes, .threads = threads, .matmuls_only = 1};
+    if (elem_bytes == 2) w.half_rows = half_batch(inputs, n < batch ? n : batch, dim, width);
     run_threads(&w);
+    free(w.half_rows);
     return w.matmul_seconds;
 }
 
