@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 # reassociation (-fno-associative-math: every sum runs in the order written, whatever the thread count), and linked
 # without it: linking with -ffast-math would add crtfastmath, which flushes denormals for the whole process.
 # No compiler, or a failed build: a warning, and head training runs its torch loop (the same arithmetic, slower).
-$(HEADLOOP): camtrap_fast/train/headloop.c
+$(HEADLOOP): camtrap_fast/train/headloop.c camtrap_fast/train/headloop_tiles.h camtrap_fast/train/headloop_losses.h
 	@if command -v cc >/dev/null && cc -O3 -march=native -ffast-math -fno-associative-math -pthread -fPIC -c -o $@.o $< && cc -shared -pthread -o $@ $@.o -lm; then \
 		rm -f $@.o; echo "built $@"; \
 	else \
