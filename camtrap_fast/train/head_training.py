@@ -226,8 +226,6 @@ class _FusedHead:
         eps * batch_size gives exactly the updates of the unscaled gradient.
         """
         b = self.config.batch_size
-        if self.terms.sigmoid and self.compiled is None:
-            return self._train_epoch_sigmoid(features, labels, order)
         dynamic_scale = self.terms.gamma != 0
         static_scale = self.class_weights is not None and not dynamic_scale
         num_batches = -(-len(order) // b)
@@ -260,16 +258,8 @@ class _FusedHead:
                 self._static_row_scale(self.targets[:n, 0])
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for inputs, targets, logits, dlogits, dlogits_t, row_scale in batches:
-                rows = len(inputs)
                 torch.mm(inputs, weight_t, out=logits)
-                self._softmax_into(logits, dlogits)
-                if dynamic_scale:
-                    self._focal_row_scale(logits, dlogits, targets, row_scale)
-                dlogits.scatter_add_(1, targets, self.minus_one if rows == b else self.minus_one[:rows])
-                if static_scale or dynamic_scale:
-                    dlogits.mul_(row_scale)
-                elif rows != b:  # a short last batch: its mean divides by rows, the others' by b
-                    dlogits.mul_(b / rows)
+                self._dlogits_into(logits, targets, row_scale, dlogits, static_scale or dynamic_scale)
                 # gradient (x batch_size) = dlogits^T inputs, the bias column included
                 torch.mm(dlogits_t, inputs, out=self.grad_w)
                 self.adam.step(step_counts[step])
@@ -299,31 +289,25 @@ class _FusedHead:
             FOCAL_MIN_MARGIN, weights, config.lr, config.betas, self.adam.eps, steps_done, self.compiled_threads,
             self.row_loss)
 
-    def _train_epoch_sigmoid(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
-        """train_epoch for sigmoid focal loss: the same chunks, matmuls and Adam kernel, with d loss / d logits
-        from `losses.sigmoid_focal_dlogits` (its closed form, and the only place it is written)."""
-        b = self.config.batch_size
-        num_batches = -(-len(order) // b)
-        step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
-                                   dtype=torch.float32, device=self.theta.device).unbind(0)
-        loss_sum = self.zero.clone()
-        step = 0
-        weight_t = self.weight.t()
-        chunk = len(self.inputs)
-        for start in range(0, len(order), chunk):
-            n = self._load_chunk(features, labels, order[start : start + chunk])
-            batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
-            for inputs, targets, logits, dlogits, dlogits_t, _ in batches:
-                torch.mm(inputs, weight_t, out=logits)
-                sigmoid_focal_dlogits(logits, targets[:, 0], self.terms.gamma, self.positive_alpha, out=dlogits)
-                if len(inputs) != b:  # the mean over a short batch divides by its rows; the kept gradient is x b
-                    dlogits.mul_(b / len(inputs))
-                torch.mm(dlogits_t, inputs, out=self.grad_w)
-                self.adam.step(step_counts[step])
-                step += 1
-            loss_sum += self._chunk_loss(n)
-        self.steps_done += num_batches
-        return float(loss_sum) / num_batches
+    def _dlogits_into(self, logits: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
+                      dlogits: torch.Tensor, scaled: bool) -> None:
+        """The torch steps' d loss / d logits of one batch, x batch_size, into dlogits (headloop.c's loss_gradient
+        in C). scaled: each row's factor is in row_scale (class weights, focal); else a short last batch's mean
+        divides by its rows, the others' by b. Sigmoid focal: `losses.sigmoid_focal_dlogits`, its closed form and
+        the only place it is written (row_scale unused)."""
+        b, rows = self.config.batch_size, len(logits)
+        if self.terms.sigmoid:
+            sigmoid_focal_dlogits(logits, targets[:, 0], self.terms.gamma, self.positive_alpha, out=dlogits)
+            scaled = False
+        else:
+            self._softmax_into(logits, dlogits)
+            if self.terms.gamma != 0:
+                self._focal_row_scale(logits, dlogits, targets, row_scale)
+            dlogits.scatter_add_(1, targets, self.minus_one if rows == b else self.minus_one[:rows])
+        if scaled:
+            dlogits.mul_(row_scale)
+        elif rows != b:
+            dlogits.mul_(b / rows)
 
     def _softmax_into(self, logits: torch.Tensor, out: torch.Tensor) -> None:
         if self.config.public_ops:
