@@ -211,6 +211,27 @@ def test_claims_pair_seeds_and_end_in_a_verdict():
     assert rus.result.differences == pytest.approx(((0.0 + 0.1 + 0.2) / 3, (0.0 + 0.0 + 0.1) / 3, (-0.1 + 0.1) / 2))
     best = next(s for s in sections if s.statement.startswith("The best"))
     assert best.claims[0].subject.startswith("ros:50,rus:50 (the best here")
+    assert "picked on these same scores, so optimistic" in best.claims[0].subject  # no validation scores here
+
+
+def test_the_best_two_phase_model_is_picked_on_validation_where_every_run_has_a_score():
+    """The claim compares the best model's test macro F1 with the baseline's: picked by the runs' validation
+    macro F1 (phase 2's kept epoch), the test scores did not choose it. One run without one: picked on test, and
+    the subject says it is optimistic."""
+    from camtrap_fast.study.claims import check_claims
+
+    scores = _scores()
+    validation = {"ros:50": (0.50, 0.52, 0.51), "rus:50": (0.40, 0.41, 0.42), "ros:50,rus:50": (0.45, 0.44, 0.46)}
+    for label, values in validation.items():  # ros:50 is best on val, ros:50,rus:50 on test
+        runs = scores.metrics[(label, "2")]
+        scores.metrics[(label, "2")] = tuple({**m, "val_macro_f1": v} for m, v in zip(runs, values))
+    best = next(s for s in check_claims(scores) if s.statement.startswith("The best")).claims[0]
+    assert best.subject.startswith("ros:50 (the best here by mean phase-2 validation macro F1, scored on test")
+    assert best.result.differences == pytest.approx((0.44 - 0.40, 0.46 - 0.42, 0.45 - 0.41))
+    first = scores.metrics[("rus:50", "2")]
+    scores.metrics[("rus:50", "2")] = ({**first[0], "val_macro_f1": float("nan")},) + first[1:]
+    best = next(s for s in check_claims(scores) if s.statement.startswith("The best")).claims[0]
+    assert best.subject.startswith("ros:50,rus:50 (the best here by mean phase-2 macro F1 on test; picked on these")
 
 
 def test_claims_that_need_a_missing_regime_say_so():

@@ -143,7 +143,8 @@ static void gradient_columns(const void *x, int half, const float *dlogits, layo
         const void *xk = half ? (const void *)((const uint16_t *)x + k) : (const void *)((const float *)x + k);
         int c = 0;
         for (size_t t = 0; t < sizeof gradient_tiles / sizeof gradient_tiles[0]; t++) {
-            const gradient_tile_fn tile = half ? (full ? gradient_tiles[t].half_full : gradient_tiles[t].half_one_vector)
+            const gradient_tile_fn tile = half ? (full ? gradient_tiles[t].half_full
+                                                       : gradient_tiles[t].half_one_vector)
                                                : (full ? gradient_tiles[t].full : gradient_tiles[t].one_vector);
             for (; c + gradient_tiles[t].classes <= classes; c += gradient_tiles[t].classes)
                 tile(xk, dlogits + c * in.cls, grad + (int64_t)c * width + k, rows, width, in);
