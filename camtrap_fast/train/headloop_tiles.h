@@ -141,33 +141,36 @@ FORWARD_TILE(forward_tile, FORWARD_ROWS, FORWARD_CLASSES, float, loadv)
 FORWARD_TILE(forward_tile_row, 1, FORWARD_CLASSES, float, loadv)
 FORWARD_TILE(forward_tile_class, FORWARD_ROWS, 1, float, loadv)
 FORWARD_TILE(forward_tile_one, 1, 1, float, loadv)
+
+/* forward_rows over rows of T, with the tiles TILE (RB x CB), TILE_row (1 x CB), TILE_class (RB x 1) and TILE_one. */
+#define FORWARD_ROWS_OF(NAME, T, TILE, RB, CB)                                                                     \
+    static void NAME(const T *x, const float *theta, float *logits, layout out, int r0, int r1, int width,        \
+                     int classes) {                                                                                \
+        int r = r0;                                                                                                \
+        for (; r + RB <= r1; r += RB) {                                                                            \
+            const T *xr = x + (int64_t)r * width;                                                                  \
+            float *at = logits + r * out.row;                                                                      \
+            int c = 0;                                                                                             \
+            for (; c + CB <= classes; c += CB) TILE(xr, theta + (int64_t)c * width, at + c * out.cls, width, out); \
+            for (; c < classes; c++) TILE##_class(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);   \
+        }                                                                                                          \
+        for (; r < r1; r++) {                                                                                      \
+            const T *xr = x + (int64_t)r * width;                                                                  \
+            float *at = logits + r * out.row;                                                                      \
+            int c = 0;                                                                                             \
+            for (; c + CB <= classes; c += CB)                                                                     \
+                TILE##_row(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);                          \
+            for (; c < classes; c++) TILE##_one(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);     \
+        }                                                                                                          \
+    }
+FORWARD_ROWS_OF(forward_float_rows, float, forward_tile, FORWARD_ROWS, FORWARD_CLASSES)
 #if HAS_FP16_TILES
 FORWARD_TILE(half_tile, HALF_FORWARD_ROWS, HALF_FORWARD_CLASSES, uint16_t, widen)
 FORWARD_TILE(half_tile_row, 1, HALF_FORWARD_CLASSES, uint16_t, widen)
 FORWARD_TILE(half_tile_class, HALF_FORWARD_ROWS, 1, uint16_t, widen)
 FORWARD_TILE(half_tile_one, 1, 1, uint16_t, widen)
 
-/* forward_rows over fp16 rows. */
-static void forward_half_rows(const uint16_t *x, const float *theta, float *logits, layout out, int r0, int r1,
-                              int width, int classes) {
-    int r = r0;
-    for (; r + HALF_FORWARD_ROWS <= r1; r += HALF_FORWARD_ROWS) {
-        const uint16_t *xr = x + (int64_t)r * width;
-        float *at = logits + r * out.row;
-        int c = 0;
-        for (; c + HALF_FORWARD_CLASSES <= classes; c += HALF_FORWARD_CLASSES)
-            half_tile(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-        for (; c < classes; c++) half_tile_class(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-    }
-    for (; r < r1; r++) {
-        const uint16_t *xr = x + (int64_t)r * width;
-        float *at = logits + r * out.row;
-        int c = 0;
-        for (; c + HALF_FORWARD_CLASSES <= classes; c += HALF_FORWARD_CLASSES)
-            half_tile_row(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-        for (; c < classes; c++) half_tile_one(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-    }
-}
+FORWARD_ROWS_OF(forward_half_rows, uint16_t, half_tile, HALF_FORWARD_ROWS, HALF_FORWARD_CLASSES)
 #endif
 
 /* logits rows [r0, r1) of the batch x (rows of width; fp16 where half) against every class of theta. */
@@ -180,24 +183,7 @@ static void forward_rows(const void *rows, int half, const float *theta, float *
     }
 #endif
     (void)half;
-    const float *x = rows;
-    int r = r0;
-    for (; r + FORWARD_ROWS <= r1; r += FORWARD_ROWS) {
-        const float *xr = x + (int64_t)r * width;
-        float *at = logits + r * out.row;
-        int c = 0;
-        for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
-            forward_tile(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-        for (; c < classes; c++) forward_tile_class(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-    }
-    for (; r < r1; r++) {
-        const float *xr = x + (int64_t)r * width;
-        float *at = logits + r * out.row;
-        int c = 0;
-        for (; c + FORWARD_CLASSES <= classes; c += FORWARD_CLASSES)
-            forward_tile_row(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-        for (; c < classes; c++) forward_tile_one(xr, theta + (int64_t)c * width, at + c * out.cls, width, out);
-    }
+    forward_float_rows(rows, theta, logits, out, r0, r1, width, classes);
 }
 
 /* grad[c][k..] = sum over the batch's rows i of dlogits[i][c] * x[i][k..], for CB classes x KB vectors; rows are
