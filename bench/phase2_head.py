@@ -63,8 +63,8 @@ def structured_features(counts: list[int], dim: int, dtype: torch.dtype, seed: i
 
 def matmul_only(head, features, labels, config: HeadConfig, epochs: int, seed: int, compiled: bool) -> float:
     """Seconds of only the steps' two matmuls over train_head's batches (gathering untimed). compiled: the compiled
-    loop's own matmuls, each batch gathered into the first rows of its inputs as its steps gather it (the clock runs
-    in C around the matmuls alone); else torch.mm over the chunk buffer, as the torch loop's steps run it."""
+    loop's own matmuls, each batch gathered as its steps gather it (fp16 rows into its fp16 batch buffer; the clock
+    runs in C around the matmuls alone); else torch.mm over the chunk buffer, as the torch loop's steps run it."""
     cpu = torch.device("cpu")
     # torch.mm on as many threads as the compiled loop uses: the same cores for both loops
     with torch_threads(headloop.threads_for(config.num_threads), cpu), torch.no_grad():

@@ -448,8 +448,9 @@ static int run_threads(chunk_work *w) {
 
 /* Train on the chunk's n rows in batches of `batch` on `threads` threads; steps are numbered from step0 + 1.
  * features (feature_rows x dim, fp16 or fp32 by elem_bytes) and index (n rows): each batch's rows are gathered into
- * the first dim columns of inputs' first `batch` rows, step after step (features NULL: inputs already hold the
- * chunk's n rows). logits and dlogits (batch x classes, or larger) are scratch: each step's go to their first rows
+ * the first dim columns of inputs' first `batch` rows, step after step, or, for fp16 features whose inputs columns
+ * from dim on hold exact fp16 values, copied as fp16 into a batch buffer of the call's own, inputs only read for
+ * those columns (half_batch; features NULL: inputs already hold the chunk's n rows). logits and dlogits (batch x classes, or larger) are scratch: each step's go to their first rows
  * (laid out as logits_layout says). grad (classes x width) holds the last step's gradient. row_loss (n doubles, or
  * NULL) is scratch for each row's share of its batch's loss: *loss_out gets the sum over the chunk's batches of each
  * batch's loss, summed in row order (the same value for any thread count). Returns the number of steps taken;

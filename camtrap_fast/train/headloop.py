@@ -145,7 +145,8 @@ class HeadLoop:
             betas: tuple[float, float], eps: float, steps_done: int, threads: int,
             row_loss: torch.Tensor) -> tuple[int, float]:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
-        losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn;
+        losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn, or for fp16
+        features into the call's own fp16 batch buffer;
         gathers(features) must hold and indices be int64, contiguous) or, with features None, inputs[:n] as they
         are. inputs: fp32, C-contiguous rows of width theta's row, a multiple of 16. logits and dlogits: scratch of
         at least batch_size rows (every step reuses their first rows). row_loss: float64 scratch of at least n
