@@ -84,8 +84,10 @@ def test_format_comes_from_out_unless_given(tmp_path):
 def test_camtrap_dp_has_the_standards_columns_and_machine_rows(tmp_path, data_dir):
     classes = ["Vulpes vulpes", "blank", "human"]
     rows = results([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2]])
-    observations = writers.write_camtrap_dp(tmp_path / "pkg", rows, classes, Path("runs/x"), ["e1", "e1", "e2"],
-                                           pooled(rows, ["e1", "e1", "e2"]))
+    written = writers.write_camtrap_dp(tmp_path / "pkg", rows, classes, Path("runs/x"), ["e1", "e1", "e2"],
+                                       pooled(rows, ["e1", "e1", "e2"]))
+    observations = written.observations
+    assert written.untimed_photos == 2  # /p/a.jpg and /p/b.jpg have no capture time; /p/c.jpg was not classified
     with open(data_dir / "camtrap-dp-example" / "observations.csv", newline="") as f:
         standard = next(csv.reader(f))
     with open(observations, newline="") as f:
@@ -179,6 +181,9 @@ def test_predict_detections_csv_and_camtrap_dp(crop_run, tmp_path, data_dir, cli
     code, _, err = cli("predict", crop_run, ena, "--detections", tmp_path / "md.json", "--out",
                        tmp_path / "pkg" / "datapackage.json")
     assert code == 0, err
+    # ENA24's photos carry no EXIF capture time: the empty eventStart the standard requires is said, in one line
+    warned = [line for line in err.splitlines() if "no capture time" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: ") and "eventStart" in warned[0]
     with open(tmp_path / "pkg" / "observations.csv", newline="") as f:
         observations = list(csv.DictReader(f))
     assert len(observations) == 19 and all(r["bboxWidth"] for r in observations)
@@ -225,6 +230,7 @@ def test_predict_into_a_camtrap_dp_package_names_its_media_and_events(crop_run, 
     code, printed, err = cli("predict", crop_run, package / "media", "--aggregate", "sequence", "--sequences",
                              package, "--out", out)
     assert code == 0 and "classified 10 of 10 files" in printed and "1 sequences pooled" in printed, err
+    assert "no capture time" not in err  # every photo has its package timestamp
     with open(package / "media.csv", newline="") as f:
         media = {row["fileName"]: row for row in csv.DictReader(f)}
     with open(out.parent / "observations.csv", newline="") as f:

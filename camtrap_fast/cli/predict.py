@@ -72,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {summary.unmatched} of {summary.photos} photos not found in {args.sequences}; they are their "
               "own sequences" + ("" if args.image_root else " (if its paths start from another folder, give it as "
                                  "--image-root)"), file=sys.stderr)
+    if summary.untimed:
+        print(f"warning: {summary.untimed} of {summary.photos} photos have no capture time (no EXIF "
+              "DateTimeOriginal, no package timestamp); their observations' eventStart and eventEnd are empty, "
+              "which Camtrap DP requires: fill them in before publishing", file=sys.stderr)
     what = "detections and images" if args.detections is not None else "files"
     notes = []
     if summary.failed:

@@ -74,6 +74,7 @@ class PredictSummary:
     format: str
     unmatched: int = 0  # photos that --sequences does not list (each its own sequence)
     photos: int = 0  # photos (not detections) classified or tried
+    untimed: int = 0  # Camtrap DP: classified photos without a capture time (eventStart left empty)
 
 
 def _package_media(source: Path | None, image_root: Path | None) -> dict | None:
@@ -114,14 +115,15 @@ def run_predict(job: PredictJob) -> PredictSummary:
         pools = pooled(results, ids)
     k = min(job.top_k, len(classes))
     fmt = job.output_format
+    untimed = 0
     if fmt == "csv":
         writers.write_csv(job.out, results, classes, k, ids, pools)
     elif fmt == "md-json":
         writers.write_md_json(job.out, job.detections, results, classes, k, run.root, ids, pools)
     else:
-        writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools, media)
+        untimed = writers.write_camtrap_dp(job.out, results, classes, run.root, ids, pools, media).untimed_photos
     not_classified = sum(1 for r in results if r.item.not_classified)
     failed = sum(1 for r in results if r.probs is None) - not_classified
     return PredictSummary(classified, len(results), failed, not_classified, other_files, repeated,
                           len(pools) if pools is not None else 0, job.out, fmt, unmatched,
-                          len({item.path for item in items}))
+                          len({item.path for item in items}), untimed)

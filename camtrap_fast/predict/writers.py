@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -143,9 +144,18 @@ def write_md_json(out: Path, detections_path: Path, results: Sequence[Classified
     write_text(out, json.dumps(data, indent=1) + "\n")
 
 
+@dataclass(frozen=True)
+class CamtrapDpWritten:
+    observations: Path
+    # Classified photos without a capture time (no package timestamp, no EXIF DateTimeOriginal): their rows'
+    # eventStart and eventEnd are empty, which the Camtrap DP schema requires. Nothing is invented for them (a file's
+    # modification time is when it was copied, not when it was taken); the caller says so in one line.
+    untimed_photos: int
+
+
 def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence[str], run: Path,
                      sequence_ids: Sequence[str] | None = None, pooled: dict | None = None,
-                     media: dict | None = None) -> Path:
+                     media: dict | None = None) -> CamtrapDpWritten:
     """observations.csv + datapackage.json in the folder `out` (or beside `out` = .../datapackage.json).
 
     media: absolute photo path -> the Camtrap DP package's own facts (ingest.camtrap_dp.media_facts), when the
@@ -198,7 +208,8 @@ def write_camtrap_dp(out: Path, results: Sequence[Classified], classes: Sequence
         "resources": [{"name": "observations", "path": "observations.csv", "profile": "tabular-data-resource",
                        "format": "csv", "mediatype": "text/csv", "encoding": "utf-8", "schema": OBSERVATIONS_SCHEMA}],
     }, indent=1) + "\n")
-    return observations
+    untimed = {r.item.path for r in results if r.probs is not None and not times[r.item.path]}
+    return CamtrapDpWritten(observations, len(untimed))
 
 
 def _event_rows(results, sequence_ids, pooled, classes, times, facts, classified_by, stamp) -> list[dict]:
