@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
               "own sequences" + ("" if args.image_root else " (if its paths start from another folder, give it as "
                                  "--image-root)"), file=sys.stderr)
     if summary.untimed:
-        print(f"warning: {summary.untimed} of {summary.photos} photos have no capture time (no EXIF "
+        print(f"warning: {summary.untimed} classified photos have no capture time (no EXIF "
               "DateTimeOriginal, no package timestamp); their observations' eventStart and eventEnd are empty, "
               "which Camtrap DP requires: fill them in before publishing", file=sys.stderr)
     what = "detections and images" if args.detections is not None else "files"
