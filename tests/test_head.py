@@ -298,6 +298,78 @@ def test_the_compiled_loop_gives_the_same_bits_on_any_number_of_threads(problem,
         assert [r.val_loss for r in result.history] == [r.val_loss for r in results[0].history]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_the_row_toucher_reads_ahead_where_a_core_is_spare_and_changes_no_bit(problem, monkeypatch, dtype):
+    """With a core the steps leave free, a helper thread reads each next step's rows (headloop.c's row toucher); it
+    only reads, so the weights, losses and scores are the same bits as without it. Without a spare core it does not
+    start."""
+    loop = headloop.load()
+    if loop is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    features, labels, val_features, val_labels, head = problem
+    # 657 steps an epoch (~1 ms): time for the toucher's thread to start and run (it starts once per epoch's call)
+    features = (features.repeat(60, 1) + 0.1 * torch.randn(60 * len(features), D)).to(dtype)
+    labels = labels.repeat(60)
+    config = HeadConfig(epochs=3, patience=None, lr=3e-3, num_threads=1)
+    results, touched = {}, {}
+    for cores, toucher in ((2, True), (2, False), (1, True)):
+        monkeypatch.setattr(headloop, "usable_cores", lambda cores=cores: cores)
+        monkeypatch.setattr(head_module, "ROW_TOUCHER", toucher)
+        before = loop.touched_steps()
+        results[cores, toucher] = train_head(head, features, labels, val_features, val_labels, config)
+        touched[cores, toucher] = loop.touched_steps() - before
+    assert touched[2, True] > 0
+    assert touched[2, False] == touched[1, True] == 0
+    reference = results[2, False]
+    for result in (results[2, True], results[1, True]):
+        for name in ("weight", "bias"):
+            assert torch.equal(result.head_state[name], reference.head_state[name])
+        assert [(r.train_loss, r.val_macro_f1, r.val_loss) for r in result.history] == \
+            [(r.train_loss, r.val_macro_f1, r.val_loss) for r in reference.history]
+
+
+@pytest.mark.parametrize("pause_us", [0, 300], ids=["as-scheduled", "toucher-held-up"])
+def test_the_row_toucher_never_reads_an_order_after_its_call_returns(pause_us):
+    """Each call's order is overwritten as soon as the call returns: the toucher must have stopped reading it by then
+    (a stale read of the poisoned order would index far outside the features and crash the process). Held up after
+    each step's rows (the test pause, as a toucher the scheduler leaves waiting), it is mid-read at most calls' end,
+    where the call must wait for it."""
+    loop = headloop.load()
+    if loop is None:
+        pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
+    before = loop.touched_steps()
+    loop.set_toucher_test_pause(pause_us)
+    try:
+        calls = 300 if pause_us == 0 else 60
+        _run_calls_and_poison_their_orders(loop, calls)
+    finally:
+        loop.set_toucher_test_pause(0)
+    assert loop.touched_steps() > before
+
+
+def _run_calls_and_poison_their_orders(loop, calls: int) -> None:
+    generator = torch.Generator().manual_seed(3)
+    rows, width, classes, batch = 4000, 32, 4, 8
+    features = torch.randn(rows, width - 16, generator=generator).half()
+    theta = torch.zeros(classes * width)
+    state = [torch.zeros_like(theta) for _ in range(3)]
+    inputs = torch.zeros(batch, width)
+    inputs[:, width - 16] = 1.0
+    logits, dlogits = torch.empty(batch, classes), torch.empty(batch, classes)
+    row_loss = torch.empty(400, dtype=torch.float64)
+    for call in range(calls):
+        n = 9 + call % 390
+        order = torch.randint(0, rows, (n,), generator=generator)
+        targets = torch.randint(0, classes, (n,), generator=generator)
+        taken, _ = loop.run(features, order, inputs, targets, None, logits, dlogits, theta, *state, n, batch,
+                            headloop.LOSS_SOFTMAX, 0.0, 1e-6, None, 1e-3, (0.9, 0.999), 1e-8, call, 1, row_loss,
+                            touch_rows=True)
+        assert taken == -(-n // batch)
+        order.fill_(2 ** 40)  # poison (a read of it lands terabytes past the features), then free
+        del order
+    assert torch.isfinite(theta).all()
+
+
 @pytest.mark.parametrize("loss", [LossConfig(), LossConfig("weighted-ce")], ids=lambda c: c.name)
 def test_fp16_features_train_to_the_same_bits_as_their_values_in_fp32(problem, loss):
     """The steps read fp16 features as fp16 rows, widened in the tiles (4 x 4 forward tiles at 16 lanes), and fp32

@@ -50,6 +50,10 @@ ROW_ALIGN = 16  # fp32 values: 64 bytes, one cache line and one AVX-512 vector (
 # Train through the compiled step loop (train/headloop.c) when it is built; the torch loop below is its fallback
 # and its reference (tests pin both to head_reference; bench/phase2_head.py times both).
 COMPILED_LOOP = True
+# Where the compiled steps leave a core free, a helper thread reads each next step's rows while this one trains
+# (headloop.c's row toucher): the same bits, a gather from cache instead of DRAM. Off only to measure what it gives
+# (bench/phase2_head.py).
+ROW_TOUCHER = True
 
 
 class _FusedHead:
@@ -105,8 +109,11 @@ class _FusedHead:
         self.compiled = headloop.load() if COMPILED_LOOP and device.type == "cpu" and not config.public_ops else None
         self.compiled_threads = headloop.threads_for(config.num_threads)
         self.logits_threads = headloop.logits_threads_for(config.num_threads)
-        # Validation on a core the steps leave free, while the next epoch trains (head_epochs.fit_epochs).
-        self.pipelines_validation = self.compiled is not None and headloop.usable_cores() > self.compiled_threads
+        # A core the steps leave free: validation runs there while the next epoch trains (head_epochs.fit_epochs), and
+        # the row toucher reads the next step's rows there (at the lowest priority, so validation comes first).
+        spare_core = self.compiled is not None and headloop.usable_cores() > self.compiled_threads
+        self.pipelines_validation = spare_core
+        self.touches_rows = spare_core and ROW_TOUCHER
         # Creating a view costs about as much as a small op, so a full chunk's batch views are made once.
         self.full_chunk_batches = self._batch_views(chunk)
 
@@ -287,7 +294,7 @@ class _FusedHead:
             source, indices, self.inputs, targets, row_scale, self.logits, self.dlogits, self.theta, self.grad,
             self.adam.exp_avg, self.adam.exp_avg_sq, len(targets), config.batch_size, loss, self.terms.gamma,
             FOCAL_MIN_MARGIN, weights, config.lr, config.betas, self.adam.eps, steps_done, self.compiled_threads,
-            self.row_loss)
+            self.row_loss, touch_rows=self.touches_rows and source is not None)
 
     def _dlogits_into(self, logits: torch.Tensor, targets: torch.Tensor, row_scale: torch.Tensor,
                       dlogits: torch.Tensor, scaled: bool) -> None:

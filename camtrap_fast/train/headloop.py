@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 7
+ABI = 8
 # Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~50 us
 # step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9-3.4 s for
 # the benchmark's 30 epochs against 3.5-4.1 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1
@@ -31,7 +31,7 @@ ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl"
 LOSS_SOFTMAX, LOSS_FOCAL, LOSS_SIGMOID_FOCAL = 0, 1, 2
 
 _P, _I, _F, _L = ctypes.c_void_p, ctypes.c_int, ctypes.c_float, ctypes.c_int64
-_ARGTYPES = [_P, _I, _L, _L, _P] + [_P] * 9 + [_I] * 5 + [_F, _F, _P, _F, _F, _F, _F, _L, _I, _P, _P]
+_ARGTYPES = [_P, _I, _L, _L, _P] + [_P] * 9 + [_I] * 5 + [_F, _F, _P, _F, _F, _F, _F, _L, _I, _I, _P, _P]
 
 
 def cpu_flags() -> set[str] | None:
@@ -99,7 +99,10 @@ def load() -> HeadLoop | None:
     gather.restype, gather.argtypes = _I, [_P, _I, _L, _L, _P, _I, _P, _I]
     logits.restype, logits.argtypes = _I, [_P, _P, _P, _I, _I, _I, _I]
     matmuls_timed.restype, matmuls_timed.argtypes = ctypes.c_double, [_P, _I, _L, _L, _P] + [_P] * 5 + [_I] * 5
-    loop = HeadLoop(steps, gather, logits, matmuls_timed)
+    library.headloop_touched_steps.restype, library.headloop_touched_steps.argtypes = ctypes.c_longlong, []
+    library.headloop_set_toucher_test_pause.restype, library.headloop_set_toucher_test_pause.argtypes = None, [_I]
+    loop = HeadLoop(steps, gather, logits, matmuls_timed, library.headloop_touched_steps)
+    loop.set_toucher_test_pause = library.headloop_set_toucher_test_pause  # tests only (headloop.c says why)
     problem = loop.self_check()
     if problem:
         log.warning("phase-2 head: %s failed its self-check (%s); using the torch loop", LIBRARY.name, problem)
@@ -114,8 +117,9 @@ def _address(tensor: torch.Tensor | None) -> int | None:
 class HeadLoop:
     """One call trains a chunk's batches: see headloop.c for the arithmetic, _FusedHead for the buffers."""
 
-    def __init__(self, steps, gather, logits, matmuls_timed):
+    def __init__(self, steps, gather, logits, matmuls_timed, touched_steps):
         self._steps, self._gather, self._logits, self._matmuls_timed = steps, gather, logits, matmuls_timed
+        self.touched_steps = touched_steps  # () -> the steps whose rows a row toucher has read, in this process
         # The dtypes this build converts itself: fp16 needs F16C, which a build for an older x86 lacks (its gather
         # answers -1 and the caller gathers with torch). One row of each, asked once.
         rows = [torch.zeros(1, 8, dtype=dtype) for dtype in (torch.float16, torch.float32)]
@@ -143,14 +147,15 @@ class HeadLoop:
             theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, n: int,
             batch_size: int, loss: int, gamma: float, min_margin: float, class_weights: torch.Tensor | None, lr: float,
             betas: tuple[float, float], eps: float, steps_done: int, threads: int,
-            row_loss: torch.Tensor) -> tuple[int, float]:
+            row_loss: torch.Tensor, touch_rows: bool = False) -> tuple[int, float]:
         """Train on n rows in batches on `threads` threads; returns (the steps taken, the sum of their batches'
         losses). The rows are features[indices] (each batch's gathered into inputs' first rows in turn, or for fp16
         features into the call's own fp16 batch buffer;
         gathers(features) must hold and indices be int64, contiguous) or, with features None, inputs[:n] as they
         are. inputs: fp32, C-contiguous rows of width theta's row, a multiple of 16. logits and dlogits: scratch of
         at least batch_size rows (every step reuses their first rows). row_loss: float64 scratch of at least n
-        values.
+        values. touch_rows: a helper thread reads each next step's rows ahead of its gather (headloop.c's row toucher:
+        for a core the step threads leave free; the results are the same bits either way).
         An index outside the features' rows raises IndexError before any step."""
         classes = logits.shape[1]
         loss_sum = ctypes.c_double(0.0)
@@ -160,7 +165,7 @@ class HeadLoop:
                             logits.data_ptr(), dlogits.data_ptr(), theta.data_ptr(), grad.data_ptr(),
                             exp_avg.data_ptr(), exp_avg_sq.data_ptr(), n, batch_size, inputs.shape[1], classes, loss,
                             gamma, min_margin, _address(class_weights), lr, betas[0], betas[1], eps, steps_done,
-                            threads, row_loss.data_ptr(), ctypes.byref(loss_sum))
+                            threads, int(touch_rows), row_loss.data_ptr(), ctypes.byref(loss_sum))
         if steps == -2:
             raise IndexError(f"an epoch order holds a row index outside 0..{features.shape[0] - 1}")
         if steps < 0:
