@@ -6,7 +6,8 @@ naive loop, in one run.
 Features: 155,254 x 512 (Snapshot Serengeti season 9 train counts, 52 classes), class means plus noise,
 stored as fp16 like the feature cache; validation: the season's 19,377 test counts, same recipe.
 head: train_head for --epochs epochs (patience off, so every epoch runs; validation after each epoch, as phase 2
-runs), median of --repeats after a short warm-up, through its compiled steps (train/headloop.c) when built. The
+runs), median of --repeats after a short warm-up, through its compiled steps (train/headloop.c) when built, with
+its row toucher where a core is spare (a helper thread that reads each next step's rows; timed once without it). The
 features are first moved into huge pages, as train_head's first call on them does; that one-time move is timed on
 its own (huge_pages_seconds_once) and every loop below runs on the moved features.
 matmul-only: the same epochs' batches (the same shuffles, gathered the same way, untimed) through nothing but
@@ -98,14 +99,15 @@ def torch_threads_label(threads: int | None) -> str:
     return f"{threads or 1} torch thread(s), compiled loop on {compiled} thread(s)"
 
 
-def timed_head(head, train_x, train_y, val_x, val_y, config, compiled: bool) -> tuple[float, float, object]:
-    head_training.COMPILED_LOOP = compiled
+def timed_head(head, train_x, train_y, val_x, val_y, config, compiled: bool,
+               row_toucher: bool = True) -> tuple[float, float, object]:
+    head_training.COMPILED_LOOP, head_training.ROW_TOUCHER = compiled, row_toucher
     try:
         start, start_cpu = time.perf_counter(), time.process_time()
         result = train_head(head, train_x, train_y, val_x, val_y, config)
         return time.perf_counter() - start, time.process_time() - start_cpu, result
     finally:
-        head_training.COMPILED_LOOP = True
+        head_training.COMPILED_LOOP, head_training.ROW_TOUCHER = True, True
 
 
 def main() -> int:
@@ -162,6 +164,8 @@ def main() -> int:
             f"{result.history[0].val_macro_f1:.3f} -> best {result.best_val_macro_f1:.3f}); its compiled matmuls "
             f"alone {matmul_compiled[-1]:.2f} s", flush=True)
     no_val, _, _ = timed_head(head, train_x, train_y, None, None, config, True)
+    # what the row toucher gives (headloop.c: a spare core reads each next step's rows): the head without it, once
+    no_toucher, _, _ = timed_head(head, train_x, train_y, val_x, val_y, config, True, row_toucher=False)
     matmul_torch = [matmul_only(head, train_x, train_y, config, args.epochs, 0, False) for _ in range(args.repeats)]
     say(f"  matmul only: the compiled loop's own matmuls {statistics.median(matmul_compiled):.2f} s, torch.mm "
         f"{statistics.median(matmul_torch):.2f} s", flush=True)
@@ -181,6 +185,9 @@ def main() -> int:
         "head_seconds_all": [round(s * scale, 3) for s in heads],
         "head_cpu_seconds_30_epochs": round(statistics.median(heads_cpu) * scale, 3),
         "head_no_validation_seconds_30_epochs": round(no_val * scale, 3),
+        "head_no_row_toucher_seconds_30_epochs": round(no_toucher * scale, 3),
+        "row_toucher": head_training._FusedHead(head, config, head_training._LossTerms(),
+                                                torch.device("cpu")).touches_rows,
         "huge_pages": huge,
         "huge_pages_seconds_once": round(huge_pages_s, 3),
         "matmul_only_seconds_30_epochs": round(statistics.median(matmul_steps) * scale, 3),
@@ -200,7 +207,9 @@ def main() -> int:
               figures["matmul_only_seconds_30_epochs"] / head_s}
     say(f"head (train_head): {head_s:.2f} s for 30 epochs ({figures['us_per_step']:.0f} us/step; target <= "
         f"{TARGET_SECONDS:.0f} s: {'met' if head_s <= TARGET_SECONDS else 'MISSED'}); without validation "
-        f"{figures['head_no_validation_seconds_30_epochs']:.2f} s")
+        f"{figures['head_no_validation_seconds_30_epochs']:.2f} s; without the row toucher "
+        f"{figures['head_no_row_toucher_seconds_30_epochs']:.2f} s (toucher "
+        f"{'on' if figures['row_toucher'] else 'off: no spare core'})")
     say(f"matmul only: the steps' own {figures['matmul_only_seconds_30_epochs']:.2f} s (matmul-only / head "
         f"{ratios['matmul_share']:.2f}; target >= 0.75), torch.mm "
         f"{figures['matmul_only_torch_mm_seconds_30_epochs']:.2f} s; torch loop "
