@@ -155,6 +155,10 @@ def main() -> int:
     # to 25 % over minutes, and a pair seconds apart sees the same machine, where all heads and then all matmul
     # loops (as before 2026-12-02 12:00) put minutes of drift between the two sides of the share.
     heads, heads_cpu, matmul_compiled = [], [], []
+    # whether the row toucher ran in the timed heads, from its own count of the steps it read ahead (the same
+    # library, so the same counter, whichever load() handed it out)
+    loop = headloop.load()
+    touched_before = loop.touched_steps() if loop else 0
     for _ in range(args.repeats):
         seconds, cpu_seconds, result = timed_head(head, train_x, train_y, val_x, val_y, config, True)
         heads.append(seconds)
@@ -163,6 +167,7 @@ def main() -> int:
         say(f"  head: {seconds:.2f} s ({cpu_seconds:.2f} s CPU) for {args.epochs} epochs (val macro F1 "
             f"{result.history[0].val_macro_f1:.3f} -> best {result.best_val_macro_f1:.3f}); its compiled matmuls "
             f"alone {matmul_compiled[-1]:.2f} s", flush=True)
+    touched = (loop.touched_steps() if loop else 0) - touched_before
     no_val, _, _ = timed_head(head, train_x, train_y, None, None, config, True)
     # what the row toucher gives (headloop.c: a spare core reads each next step's rows): the head without it, once
     no_toucher, _, _ = timed_head(head, train_x, train_y, val_x, val_y, config, True, row_toucher=False)
@@ -186,8 +191,8 @@ def main() -> int:
         "head_cpu_seconds_30_epochs": round(statistics.median(heads_cpu) * scale, 3),
         "head_no_validation_seconds_30_epochs": round(no_val * scale, 3),
         "head_no_row_toucher_seconds_30_epochs": round(no_toucher * scale, 3),
-        "row_toucher": head_training._FusedHead(head, config, head_training._LossTerms(),
-                                                torch.device("cpu")).touches_rows,
+        "row_toucher": touched > 0,
+        "row_toucher_steps_read_ahead": touched,
         "huge_pages": huge,
         "huge_pages_seconds_once": round(huge_pages_s, 3),
         "matmul_only_seconds_30_epochs": round(statistics.median(matmul_steps) * scale, 3),
@@ -209,7 +214,7 @@ def main() -> int:
         f"{TARGET_SECONDS:.0f} s: {'met' if head_s <= TARGET_SECONDS else 'MISSED'}); without validation "
         f"{figures['head_no_validation_seconds_30_epochs']:.2f} s; without the row toucher "
         f"{figures['head_no_row_toucher_seconds_30_epochs']:.2f} s (toucher "
-        f"{'on' if figures['row_toucher'] else 'off: no spare core'})")
+        f"{'read ahead ' + str(touched) + ' steps' if touched else 'did not run: no spare core or no compiled loop'})")
     say(f"matmul only: the steps' own {figures['matmul_only_seconds_30_epochs']:.2f} s (matmul-only / head "
         f"{ratios['matmul_share']:.2f}; target >= 0.75), torch.mm "
         f"{figures['matmul_only_torch_mm_seconds_30_epochs']:.2f} s; torch loop "
