@@ -313,7 +313,7 @@ typedef struct row_toucher {
 enum { TOUCH_AHEAD = 1 };
 /* While it is ahead, the toucher sleeps this long between looks at the step counter rather than spinning: a step is
  * ~100 us and reading its rows takes a few, so a 10 us nap loses nothing measurable (matmul share 0.75-0.84 over four
- * runs against 0.73-0.81 spinning, 2026-12-02) and spends ~20 % less CPU time than a spinning helper (3.8-4.3 s per
+ * runs against 0.73-0.81 spinning, Zen 4 host, 2026-12-02) and spends ~20 % less CPU time than a spinning helper (3.8-4.3 s per
  * 10-epoch head against 4.7-5.2 s; 2.9 s with no toucher). The timer slack is cut to 1 us for this thread, or the
  * kernel would round each nap up to its default 50 us. */
 enum { TOUCHER_NAP_NS = 10000 };
