@@ -21,11 +21,41 @@ static inline float exp_nonpositive(float x) {
     return x <= -87.0f ? 0.0f : p * scale.f;
 }
 
-/* exp_nonpositive on each lane (GCC turns the lane loop into vector code). */
+/* Lane-wise max. */
+static inline vfloat maxv(vfloat a, vfloat b) {
+#if LANES == 16
+    return (vfloat)_mm512_max_ps((__m512)a, (__m512)b);
+#elif defined(__AVX__)
+    return (vfloat)_mm256_max_ps((__m256)a, (__m256)b);
+#else
+    for (int l = 0; l < LANES; l++) a[l] = b[l] > a[l] ? b[l] : a[l];
+    return a;
+#endif
+}
+
+/* exp_nonpositive on each lane, in vector operations that round as its scalar ones do (every float in [-90, 0]
+ * gives the same bits both ways: checked exhaustively when this was written). Not the lane loop over the scalar
+ * function: GCC vectorizes that only with AVX-512, which has an instruction for roundf's ties-away rounding; with AVX2
+ * it ran one lane at a time, 16 us of a 64-row step's softmax on the Zen 3 host against ~3 us this way
+ * (bench/README.md). roundf(y) for y <= 0: the truncation toward zero, less one where the cut-off part is >= 0.5
+ * (y - trunc(y) is exact below 2^23). */
 static inline vfloat exp_nonpositive_v(vfloat x) {
-    vfloat e;
-    for (int l = 0; l < LANES; l++) e[l] = exp_nonpositive(x[l]);
-    return e;
+    const vfloat floor_x = (vfloat){0} - 87.0f;
+    x = maxv(x, floor_x);
+    const vfloat y = x * 1.44269504088896341f;
+    vint whole = __builtin_convertvector(y, vint);                           /* toward zero: >= y */
+    whole += (vint)(__builtin_convertvector(whole, vfloat) - y >= 0.5f);     /* a true lane is -1 */
+    const vfloat n = __builtin_convertvector(whole, vfloat);
+    const vfloat r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
+    vfloat p = (vfloat){0} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    const vfloat scale = (vfloat)((whole + 127) << 23);
+    return (vfloat)((vint)(p * scale) & (vint)(x > floor_x));  /* x <= -87: 0 */
 }
 
 /* The sum of a vector's lanes in a fixed tree (lane l with l + LANES/2, then l + LANES/4, ...). */
@@ -61,19 +91,8 @@ static float softmax_row(const float *restrict logits, float *restrict out, int 
     return logf(sum);
 }
 
-/* Lane-wise max and exact division (the vector extensions' `/` becomes a reciprocal estimate under -ffast-math, which
+/* Lane-wise exact division (the vector extensions' `/` becomes a reciprocal estimate under -ffast-math, which
  * would round the softmax differently from softmax_row's scalar division; the asm keeps the IEEE division). */
-static inline vfloat maxv(vfloat a, vfloat b) {
-#if LANES == 16
-    return (vfloat)_mm512_max_ps((__m512)a, (__m512)b);
-#elif defined(__AVX__)
-    return (vfloat)_mm256_max_ps((__m256)a, (__m256)b);
-#else
-    for (int l = 0; l < LANES; l++) a[l] = b[l] > a[l] ? b[l] : a[l];
-    return a;
-#endif
-}
-
 static inline vfloat divv(vfloat a, vfloat b) {
 #if defined(__GNUC__) && defined(__AVX__)
     vfloat q;
