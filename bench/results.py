@@ -37,14 +37,24 @@ BEGIN, END = "<!-- targets:begin (python bench/results.py readme) -->", "<!-- ta
 SCHEMA = 1
 
 
-def cpu_model() -> str:
+def cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's name, with its family, model and widest vector unit where /proc/cpuinfo has them: a VM's "AMD EPYC"
+    has been Zen 3, Zen 4 and Zen 5 hosts on different days, and the phase-2 head's seconds follow the host, not the
+    name (bench/README.md)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        text = ""
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n", 1)[0].splitlines():  # the first processor's block
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine()
+    flags = set((fields.get("flags") or fields.get("Features", "")).split())  # Features: ARM's name for them
+    isa = next((isa for isa, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("NEON", "asimd")) if flag in flags), "")
+    details = [f"family {fields['cpu family']} model {fields['model']}"] if "cpu family" in fields and "model" in fields else []
+    details += [isa] if isa else []
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def machine_info() -> dict:

@@ -45,7 +45,10 @@ TARGETS: tuple[Target, ...] = (
     Target("micro", "encode_vs_naive", 3.0, 1.5, "naive full decode ÷ encode_image, one 2048×1536 photo (median)"),
     Target("micro", "epoch_order_vs_multinomial", 2.0, 1.0, "torch.multinomial draw ÷ exact epoch order (median)"),
     Target("startup", "budget_vs_slowest", 1.0, 0.5, "0.5 s ÷ the slowest --help or argument-error answer"),
-    Target("train_throughput", "real_vs_synthetic_64", 0.9, 0.7, "phase-1 images/s, real loader ÷ in-memory tensors, 64 px"),
+    # 64 px floor 0.6, not 0.7: at the CI size (3 rounds of 4 batches) the VM's drift moved three back-to-back runs
+    # on 2026-12-03 between 0.77 and 1.02, the same code; what the floor is for, training that waits on a starved
+    # worker, read 0.25 (bench/README.md).
+    Target("train_throughput", "real_vs_synthetic_64", 0.9, 0.6, "phase-1 images/s, real loader ÷ in-memory tensors, 64 px"),
     Target("shard_plan", "budget_vs_seconds", 1.0, 0.3, "60 s × images/2M ÷ shard --dry-run s (whole command)"),
     Target("train_throughput", "real_vs_synthetic_224", 0.9, 0.7, "the same at 224 px"),
 )

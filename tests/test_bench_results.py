@@ -36,6 +36,16 @@ def test_every_benchmark_in_the_table_has_a_script():
         assert f"bench/{benchmark}." in make, f"make bench-ci does not run bench/{benchmark}"
 
 
+def test_cpu_model_names_the_host_behind_the_name():
+    zen5 = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\n"
+            "flags\t\t: fpu sse2 avx2 avx512f\n\nprocessor\t: 1\ncpu family\t: 25\nmodel\t\t: 1\n")
+    assert results.cpu_model(zen5) == "AMD EPYC (family 26 model 2, AVX-512)"
+    zen3 = zen5.replace("26", "25").replace("model\t\t: 2", "model\t\t: 1").replace(" avx512f", "")
+    assert results.cpu_model(zen3) == "AMD EPYC (family 25 model 1, AVX2)"
+    assert results.cpu_model("model name\t: Some ARM\nFeatures\t: fp asimd\n") == "Some ARM (NEON)"
+    assert results.cpu_model("") == (results.platform.processor() or results.platform.machine())
+
+
 def test_write_result_then_check(tmp_path, capsys):
     path = results.write_result("shard", {"ours_images_per_s": 80.0}, {"naive_images_per_s": 20.0},
                                 {"encode_vs_naive": 4.0, "encode_vs_decode": 1.0}, config={"repeats": 1}, ci=True,
