@@ -185,6 +185,15 @@ static inline void prefetch_row(const char *row, int64_t bytes) {
 #endif
 }
 
+/* The gathers' look-ahead: rows 0..GATHER_AHEAD-1 before the first copy, then row i + GATHER_AHEAD before row i's. */
+static inline void prefetch_first_rows(const char *features, int64_t row_bytes, const int64_t *index, int n) {
+    for (int i = 0; i < n && i < GATHER_AHEAD; i++) prefetch_row(features + index[i] * row_bytes, row_bytes);
+}
+
+static inline void prefetch_row_ahead(const char *features, int64_t row_bytes, const int64_t *index, int i, int n) {
+    if (i + GATHER_AHEAD < n) prefetch_row(features + index[i + GATHER_AHEAD] * row_bytes, row_bytes);
+}
+
 /* Whether gather_rows can read features of elem_bytes bytes (fp16 needs F16C). */
 static int can_gather(int elem_bytes) {
 #if defined(__F16C__)
@@ -205,11 +214,10 @@ static int indices_in_range(const int64_t *index, int n, int64_t rows) {
 static int gather_rows(const void *features, int elem_bytes, int64_t dim, const int64_t *index, int n, float *out,
                        int width) {
     const int64_t row_bytes = dim * elem_bytes;
-    for (int i = 0; i < n && i < GATHER_AHEAD; i++) prefetch_row((const char *)features + index[i] * row_bytes, row_bytes);
+    prefetch_first_rows(features, row_bytes, index, n);
     if (elem_bytes == 4) {
         for (int i = 0; i < n; i++) {
-            if (i + GATHER_AHEAD < n)
-                prefetch_row((const char *)features + index[i + GATHER_AHEAD] * row_bytes, row_bytes);
+            prefetch_row_ahead(features, row_bytes, index, i, n);
             const float *src = (const float *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
             for (int64_t k = 0; k < dim; k++) dst[k] = src[k];
@@ -219,8 +227,7 @@ static int gather_rows(const void *features, int elem_bytes, int64_t dim, const 
 #if defined(__F16C__)
     if (elem_bytes == 2) {
         for (int i = 0; i < n; i++) {
-            if (i + GATHER_AHEAD < n)
-                prefetch_row((const char *)features + index[i + GATHER_AHEAD] * row_bytes, row_bytes);
+            prefetch_row_ahead(features, row_bytes, index, i, n);
             const uint16_t *src = (const uint16_t *)features + index[i] * dim;
             float *dst = out + (int64_t)i * width;
             int64_t k = 0;
@@ -243,9 +250,9 @@ static int gather_rows(const void *features, int elem_bytes, int64_t dim, const 
  * gather, prefetched ahead as gather_rows is; indices already checked. */
 static void copy_half_rows(const uint16_t *features, int64_t dim, const int64_t *index, int n, uint16_t *out,
                            int width) {
-    for (int i = 0; i < n && i < GATHER_AHEAD; i++) prefetch_row((const char *)(features + index[i] * dim), dim * 2);
+    prefetch_first_rows((const char *)features, dim * 2, index, n);
     for (int i = 0; i < n; i++) {
-        if (i + GATHER_AHEAD < n) prefetch_row((const char *)(features + index[i + GATHER_AHEAD] * dim), dim * 2);
+        prefetch_row_ahead((const char *)features, dim * 2, index, i, n);
         const uint16_t *src = features + index[i] * dim;
         uint16_t *dst = out + (int64_t)i * width;
         int64_t k = 0;
