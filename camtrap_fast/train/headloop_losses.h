@@ -3,6 +3,12 @@
 
 /* ---- the losses' d loss / d logits ---------------------------------------------------------------------------- */
 
+/* exp(r) on |r| <= ln2/2, for a float or a vector r: one expression for the scalar and the vector exp, so that
+ * both round alike (Horner's scheme, in this order). */
+#define EXP_OF_REDUCED(r)                                                                                           \
+    ((((((1.9875691500e-4f * (r) + 1.3981999507e-3f) * (r) + 8.3334519073e-3f) * (r) + 4.1665795894e-2f) * (r) +     \
+       1.6666665459e-1f) * (r) + 5.0000001201e-1f) * (r) * (r) + (r) + 1.0f)
+
 /* exp(x) for x <= 0 (softmax's max-subtracted logits) in plain arithmetic the compiler vectorizes: x = n ln2 + r,
  * exp(r) by a degree-6 polynomial on |r| <= ln2/2 (relative error ~2e-7, like expf), 2^n by the exponent bits.
  * Below -87 it returns 0 (expf gives a denormal there; the softmax sum is >= 1, so nothing changes beyond 1e-38). */
@@ -10,13 +16,7 @@ static inline float exp_nonpositive(float x) {
     x = x < -87.0f ? -87.0f : x;
     const float n = __builtin_roundf(x * 1.44269504088896341f);
     const float r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    const float p = EXP_OF_REDUCED(r);
     union { float f; int32_t i; } scale = {.i = ((int32_t)n + 127) << 23};
     return x <= -87.0f ? 0.0f : p * scale.f;
 }
@@ -48,13 +48,7 @@ static inline vfloat exp_nonpositive_v(vfloat x) {
     whole += (vint)(__builtin_convertvector(whole, vfloat) - y >= 0.5f);     /* a true lane is -1 */
     const vfloat n = __builtin_convertvector(whole, vfloat);
     const vfloat r = (x - n * 0.693359375f) + n * 2.12194440e-4f;
-    vfloat p = (vfloat){0} + 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    const vfloat p = EXP_OF_REDUCED(r);
     const vfloat scale = (vfloat)((whole + 127) << 23);
     return (vfloat)((vint)(p * scale) & (vint)(x > floor_x));  /* x <= -87: 0 */
 }
