@@ -34,12 +34,13 @@ static inline vfloat maxv(vfloat a, vfloat b) {
 #endif
 }
 
-/* exp_nonpositive on each lane, in vector operations that round as its scalar ones do (every float in [-90, 0]
- * gives the same bits both ways, denormals flushed as in the steps: checked exhaustively on 2026-12-03 for
- * -march=native on Zen 3 and Zen 5 and for x86-64-v2, -v3 and -v4). Not the lane loop over the scalar
- * function: GCC 12 vectorizes that with AVX-512 (vrndscaleps) but with AVX2 ran roundf's ties-away rounding one lane
- * at a time: the loss took 16-17 us of a 64-row step on the Zen 3 host, 5-6 us this way. On Zen 5 this costs ~0.2 us
- * a step more than GCC's AVX-512 code (1.36 against 1.13-1.21 us); one exp checked bit for bit beats two
+/* exp_nonpositive on each lane, in vector operations that round as its scalar ones do: every float in [-90, 0]
+ * gives the same bits both ways, denormals flushed as in the steps (checked exhaustively on 2026-12-03 for
+ * -march=native on Zen 5 and for x86-64-v2, -v3 and -v4, and before the asm below for native on Zen 3;
+ * tests/test_headloop_exp.py samples it at every level the CPU runs). Not the lane loop over the scalar function:
+ * GCC 12 vectorizes that with AVX-512 (vrndscaleps) but with AVX2 ran roundf's ties-away rounding one lane at a
+ * time: the loss took 16-17 us of a 64-row step on the Zen 3 host, 5-6 us this way. On Zen 5 this costs ~0.2 us a
+ * step more than GCC's AVX-512 code (1.36 against 1.13-1.21 us); one exp checked bit for bit beats two
  * (bench/README.md). roundf(y) for y <= 0: the truncation toward zero, less one where the cut-off part is >= 0.5
  * (y - trunc(y) is exact below 2^23). */
 static inline vfloat exp_nonpositive_v(vfloat x) {
