@@ -11,15 +11,24 @@ float in [-90, -0] (11.5 million values; the compile is most of the ~2 s a level
 from __future__ import annotations
 
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-HEADLOOP = Path(__file__).resolve().parents[1] / "camtrap_fast" / "train" / "headloop.c"
-# The Makefile's compile flags for _headloop.so, less -fPIC (a program here, not a library).
-FLAGS = ["-O3", "-ffast-math", "-fno-associative-math", "-pthread"]
+from camtrap_fast.train.headloop import cpu_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADLOOP = ROOT / "camtrap_fast" / "train" / "headloop.c"
+
+
+def makefile_flags() -> list[str]:
+    """The Makefile's compile flags for _headloop.so (its one place), less -march (each test picks its own)."""
+    recipe = re.search(r"cc (-O3 [^\n]*?) -fPIC -c", (ROOT / "Makefile").read_text())
+    assert recipe, "the Makefile's _headloop.so compile line moved: update makefile_flags"
+    return [flag for flag in recipe.group(1).split() if not flag.startswith("-march=")]
 
 CHECKER = r"""
 #include "@HEADLOOP@"
@@ -53,21 +62,11 @@ int main(void) {
 """
 
 
-def cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def isa_levels() -> list[str]:
     """-march values whose code this CPU runs: native, and on x86-64 the generic levels it supports."""
     levels = ["native"]
     if platform.machine() in ("x86_64", "AMD64"):
-        flags = cpu_flags()
+        flags = cpu_flags() or set()
         levels.append("x86-64-v2")
         if {"avx2", "fma", "f16c"} <= flags:
             levels.append("x86-64-v3")
@@ -84,7 +83,7 @@ def test_vector_exp_gives_the_scalar_exp_bits(tmp_path, march):
     source = tmp_path / "exp_check.c"
     source.write_text(CHECKER.replace("@HEADLOOP@", str(HEADLOOP)))
     program = tmp_path / "exp_check"
-    build = subprocess.run(["cc", *FLAGS, f"-march={march}", "-o", str(program), str(source), "-lm"],
+    build = subprocess.run(["cc", *makefile_flags(), f"-march={march}", "-o", str(program), str(source), "-lm"],
                            capture_output=True, text=True)
     if build.returncode != 0 and march != "native" and "unrecognized" in build.stderr:
         pytest.skip(f"this compiler does not know -march={march}")
