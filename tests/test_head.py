@@ -96,8 +96,9 @@ def test_fused_matches_reference(problem, loss, dtype, compiled, public_ops, mon
 def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating_in_turn(problem, monkeypatch,
                                                                                          patience):
     """fit_epochs validates epoch e on a helper thread while e + 1 trains (one core spare), and works out e + 1's
-    order there while e trains; the epoch kept, its weights and every history value but the seconds are those of
-    validating each epoch before the next."""
+    order there while e trains; the starting head (epoch 0) validates there too, while epoch 1 trains, and the last
+    epoch, which nothing trains beside, on the training thread. The epoch kept, its weights and every history value
+    but the seconds are those of validating each epoch before the next."""
     if headloop.load() is None:
         pytest.skip("the compiled loop is not built here (test_the_compiled_loop_is_built_and_loads says why)")
     features, labels, val_features, val_labels, head = problem
@@ -107,10 +108,19 @@ def test_validation_on_a_helper_thread_keeps_the_epoch_and_history_of_validating
     orders, shuffled_order = [], epochs_module.shuffled_order
     monkeypatch.setattr(epochs_module, "shuffled_order", lambda n, seed, epoch: orders.append(
         (epoch, threading.current_thread() is threading.main_thread())) or shuffled_order(n, seed, epoch))
+    validated_on_main, evaluate = [], epochs_module._evaluate
+    monkeypatch.setattr(epochs_module, "_evaluate", lambda *args: validated_on_main.append(
+        threading.current_thread() is threading.main_thread()) or evaluate(*args))
     for cores in (1, 2):  # 1: no core to spare, validation in turn; 2: on the helper thread
         monkeypatch.setattr(headloop, "usable_cores", lambda cores=cores: cores)
         orders.clear()
+        validated_on_main.clear()
         results[cores] = train_head(head, features, labels, val_features, val_labels, config)
+        if cores == 1:
+            assert all(validated_on_main)
+        else:  # the starting head's and every epoch's on the helper, but the last one's where it came to the end
+            last_on_main = len(validated_on_main) == config.epochs + 1
+            assert validated_on_main == [False] * (len(validated_on_main) - last_on_main) + [True] * last_on_main
         assert bool(snapshots) == (cores == 2)
         trained = len(results[cores].history) - 1  # pipelined: one more epoch may have trained, and been dropped
         assert [epoch for epoch, _ in orders][:trained] == list(range(1, trained + 1))  # each epoch's once, in turn

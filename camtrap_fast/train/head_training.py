@@ -94,7 +94,11 @@ class _FusedHead:
                 raise ValueError(f"the loss has {len(terms.positive_alpha)} alphas for a head of {c} classes")
             self.positive_alpha = terms.positive_alpha.to(device=device, dtype=torch.float32)
         self.zero = torch.zeros((), device=device)
-        self._eval_rows = self._eval_logits = None  # eval_logits' (key, value) caches
+        # eval_logits' caches: the validation rows as the matmul reads them, one holder shared with every frozen()
+        # view (they validate in turn on one helper thread, so the first view's copy serves them all), and the
+        # logits of the weights as they are, (steps_done, logits), per view
+        self._eval_rows: dict[str, torch.Tensor] = {}
+        self._eval_logits = None
         chunk = CHUNK_BATCHES * config.batch_size
         self.inputs = torch.zeros(chunk, width, device=device)
         self.inputs[:, d] = 1.0  # the bias input
@@ -146,11 +150,12 @@ class _FusedHead:
         epoch (predict and the validation loss share them) from an fp32 copy of the rows made once (widening
         19k x 512 fp16 rows every epoch cost more than the matmul), so both are kept for the next call."""
         compiled = self.compiled is not None and features.device.type == "cpu" and len(features) > 0
-        if self._eval_rows is None or self._eval_rows[0] is not features:  # the tensor itself, held: never stale
-            rows = self._padded(features) if compiled else features.float()
-            self._eval_rows, self._eval_logits = (features, rows), None
+        cache = self._eval_rows
+        if cache.get("features") is not features:  # the tensor itself, held: never stale
+            cache["rows"] = self._padded(features) if compiled else features.float()
+            cache["features"], self._eval_logits = features, None
         if self._eval_logits is None or self._eval_logits[0] != self.steps_done:
-            rows = self._eval_rows[1]
+            rows = cache["rows"]
             if compiled:  # the training steps' own matmul and threads; the offset comes out of the bias afterwards
                 logits = torch.empty(len(rows), self.num_classes)
                 self.compiled.logits(rows, self.theta, logits, self.logits_threads)
