@@ -421,3 +421,30 @@ def test_the_validation_logits_use_every_usable_core_unless_threads_are_configur
     assert headloop.logits_threads_for(1) == 1
     monkeypatch.setattr(headloop.os, "sched_getaffinity", lambda pid: set(range(64)))
     assert headloop.logits_threads_for(None) == 8
+
+
+def test_fp16_validation_rows_give_the_fp32_rows_logits_bit_for_bit():
+    """headloop_logits over fp16 rows (the fp16 steps' tiles, half the bytes per epoch) against the same values as
+    fp32 rows: the same logits, bit for bit, on 1 and 3 threads, and the head's validation keeps fp16 features as
+    fp16 rows (its bias column an exact fp16 1)."""
+    loop = headloop.load()
+    if loop is None or not loop.half_logits:
+        pytest.skip("the compiled loop is not built here, or without fp16 tiles (no F16C)")
+    generator = torch.Generator().manual_seed(3)
+    n, width, classes = 203, 48, 7  # rows not a multiple of any tile; 40 features, the bias, padding
+    rows = torch.zeros(n, width, dtype=torch.float16)
+    rows[:, :40] = torch.randn(n, 40, generator=generator).half()
+    rows[:, 40] = 1.0
+    theta = torch.randn(classes * width, generator=generator)
+    for threads in (1, 3):
+        from_half, from_float = torch.empty(n, classes), torch.empty(n, classes)
+        loop.logits(rows, theta, from_half, threads)
+        loop.logits(rows.float(), theta, from_float, threads)
+        assert torch.equal(from_half, from_float)
+    head = nn.Linear(40, classes)
+    trainer = head_module._FusedHead(head, HeadConfig(), head_module._LossTerms(), torch.device("cpu"))
+    padded = trainer._padded(rows[:, :40])
+    assert padded.dtype == torch.float16 and torch.equal(padded[:, :41], rows[:, :41])
+    assert trainer._padded(rows[:, :40].float()).dtype == torch.float32
+    with pytest.raises(ValueError, match="torch.float64"):
+        loop.logits(rows.double(), theta, from_half, 1)

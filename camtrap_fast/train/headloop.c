@@ -55,7 +55,7 @@
 enum { LOSS_SOFTMAX = 0, LOSS_FOCAL = 1, LOSS_SIGMOID_FOCAL = 2 };
 enum { MAX_THREADS = 64 };
 
-#define HEADLOOP_ABI 8
+#define HEADLOOP_ABI 9
 int headloop_abi(void) { return HEADLOOP_ABI; }
 
 /* The x86 extensions this build may use (the Makefile compiles with -march=native on the building machine), as
@@ -487,7 +487,9 @@ static void run_share(chunk_work *w, int index) {
     if (w->forward_only) {  /* headloop_logits: rows are independent, no barrier */
         int r0, r1;
         share(w->n, FORWARD_ROWS, index, w->threads, &r0, &r1);
-        forward_rows(w->inputs, 0, w->theta, w->logits, (layout){w->classes, 1}, r0, r1, w->width, w->classes);
+        const int half = w->half_rows != 0;  /* fp16 rows: in half_rows, inputs unused */
+        forward_rows(half ? (const void *)w->half_rows : (const void *)w->inputs, half, w->theta, w->logits,
+                     (layout){w->classes, 1}, r0, r1, w->width, w->classes);
         FLUSH_DENORMALS_END
         return;
     }
@@ -618,14 +620,17 @@ int64_t headloop_steps(const void *features, int elem_bytes, int64_t feature_row
     return (n + batch - 1) / batch;
 }
 
-/* logits (n x classes) = inputs (n x width) . theta^T on `threads` threads: validation's logits each epoch, with the
- * training steps' own matmul (the bias rides in the inputs' column of ones). Returns 0, -1 when width is not a
- * multiple of LANES. */
-int headloop_logits(const float *inputs, const float *theta, float *logits, int n, int width, int classes,
-                    int threads) {
-    if (width % LANES) return -1;
-    chunk_work w = {.inputs = inputs, .theta = (float *)theta, .logits = logits, .n = n, .width = width,
-                    .classes = classes, .threads = threads, .forward_only = 1};
+/* logits (n x classes) = inputs (n x width, fp32 or, elem_bytes 2, fp16) . theta^T on `threads` threads: validation's
+ * logits each epoch, with the training steps' own matmul (the bias rides in the inputs' column of ones). fp16 rows
+ * go through the fp16 steps' tiles, which round every logit as the fp32 tiles do: the same logits from half the
+ * bytes (validation reads its rows once an epoch, from memory, while a training thread runs beside it). Returns 0,
+ * -1 when width is not a multiple of LANES or this build has no fp16 tiles for fp16 rows. */
+int headloop_logits(const void *inputs, int elem_bytes, const float *theta, float *logits, int n, int width,
+                    int classes, int threads) {
+    if (width % LANES || !(elem_bytes == 4 || (elem_bytes == 2 && HAS_FP16_TILES))) return -1;
+    chunk_work w = {.inputs = elem_bytes == 4 ? inputs : 0, .half_rows = elem_bytes == 2 ? (uint16_t *)inputs : 0,
+                    .theta = (float *)theta, .logits = logits, .n = n, .width = width, .classes = classes,
+                    .threads = threads, .forward_only = 1};
     run_threads(&w);
     return 0;
 }

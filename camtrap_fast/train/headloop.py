@@ -20,7 +20,7 @@ import torch
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_headloop.so")
-ABI = 8
+ABI = 9
 # Threads of the compiled loop when HeadConfig.num_threads is None. Its threads meet at two spin barriers per ~50 us
 # step, so they help only while they have the cores to themselves: on the 2-core VM, 2 threads took 2.9-3.4 s for
 # the benchmark's 30 epochs against 3.5-4.1 s on 1 when nothing else ran, but 612-660 us a step against 62-68 on 1
@@ -97,7 +97,7 @@ def load() -> HeadLoop | None:
     logits, matmuls_timed = library.headloop_logits, library.headloop_matmuls_timed
     steps.restype, steps.argtypes = _L, _ARGTYPES
     gather.restype, gather.argtypes = _I, [_P, _I, _L, _L, _P, _I, _P, _I]
-    logits.restype, logits.argtypes = _I, [_P, _P, _P, _I, _I, _I, _I]
+    logits.restype, logits.argtypes = _I, [_P, _I, _P, _P, _I, _I, _I, _I]
     matmuls_timed.restype, matmuls_timed.argtypes = ctypes.c_double, [_P, _I, _L, _L, _P] + [_P] * 5 + [_I] * 5
     library.headloop_touched_steps.restype, library.headloop_touched_steps.argtypes = ctypes.c_longlong, []
     library.headloop_set_toucher_test_pause.restype, library.headloop_set_toucher_test_pause.argtypes = None, [_I]
@@ -174,11 +174,18 @@ class HeadLoop:
         return steps, loss_sum.value
 
     def logits(self, inputs: torch.Tensor, theta: torch.Tensor, out: torch.Tensor, threads: int) -> None:
-        """out (n x classes) = inputs (n x width, fp32, C-contiguous, the bias's column of ones included) . theta^T,
-        with the training steps' own matmul on `threads` threads."""
-        if self._logits(inputs.data_ptr(), theta.data_ptr(), out.data_ptr(), inputs.shape[0], inputs.shape[1],
-                        out.shape[1], threads) != 0:
-            raise ValueError(f"the compiled loop refused rows of width {inputs.shape[1]} (a multiple of 16 is needed)")
+        """out (n x classes) = inputs (n x width, C-contiguous, the bias's column of ones included) . theta^T, with
+        the training steps' own matmul on `threads` threads. inputs: fp32, or fp16 where half_logits (the same
+        logits, bit for bit)."""
+        if self._logits(inputs.data_ptr(), inputs.element_size(), theta.data_ptr(), out.data_ptr(), inputs.shape[0],
+                        inputs.shape[1], out.shape[1], threads) != 0:
+            raise ValueError(f"the compiled loop refused {inputs.dtype} rows of width {inputs.shape[1]} (fp32, or "
+                             "fp16 where half_logits; a multiple of 16 wide)")
+
+    @property
+    def half_logits(self) -> bool:
+        """Whether logits() takes fp16 rows: this build has the fp16 tiles (F16C), as its fp16 gather shows."""
+        return torch.float16 in self.gather_dtypes
 
     def matmuls_timed(self, features: torch.Tensor, indices: torch.Tensor, inputs: torch.Tensor, logits: torch.Tensor,
                       dlogits: torch.Tensor, theta: torch.Tensor, grad: torch.Tensor, n: int, batch_size: int,
