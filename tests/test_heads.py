@@ -192,7 +192,8 @@ def test_balanced_softmax_gradient_equals_autograd(inputs):
     offset = balanced_softmax_offset(counts)
     config = HeadConfig(batch_size=N, epochs=1)
     trainer = _FusedHead(head, config, _LossTerms(logit_offset=offset), torch.device("cpu"))
-    trainer.train_epoch(inputs.train_features, inputs.train_labels, torch.arange(N))
+    order = torch.arange(N)
+    trainer.train_epoch(inputs.train_features, inputs.train_labels, order, inputs.train_labels[order])
     fused = trainer.grad_w[:, : D + 1] / N  # kept batch_size times the loss's gradient
 
     model = nn.Linear(D, C)

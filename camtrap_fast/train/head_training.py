@@ -234,8 +234,9 @@ class _FusedHead:
         divisors, _ = self._batch_sums(weight if self.terms.weighted_mean else torch.ones_like(weight), n)
         return (totals / divisors).sum()
 
-    def train_epoch(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
-        """One pass over `order`; returns the mean of the batch losses.
+    def train_epoch(self, features: torch.Tensor, labels: torch.Tensor, order: torch.Tensor,
+                    targets: torch.Tensor) -> float:
+        """One pass over `order` (targets: labels[order]); returns the mean of the batch losses.
 
         The gradient is kept batch_size times the loss's (no division per step) and Adam's eps is scaled
         to match: Adam's update is invariant to a constant gradient scale apart from eps, so
@@ -249,8 +250,6 @@ class _FusedHead:
         first, device = self.steps_done + 1, self.theta.device
         step_counts = () if self.compiled is not None else \
             torch.arange(first, first + num_batches, dtype=torch.float32, device=device).unbind(0)
-        # The compiled steps read the epoch's targets in order: one gather an epoch, not one a chunk.
-        epoch_targets = torch.index_select(labels, 0, order) if self.compiled is not None else None
         loss_sum, compiled_loss_sum = self.zero.clone(), 0.0
         step = 0
         weight_t = self.weight.t()
@@ -261,11 +260,11 @@ class _FusedHead:
         for start in range(0, len(order), chunk):
             indices = order[start : start + chunk]
             if self.compiled is not None:  # the same steps and losses in C, the gather too: no per-step dispatch
-                targets = epoch_targets[start : start + chunk]
+                chunk_targets = targets[start : start + chunk]  # the compiled steps read them in order
                 if static_scale:
-                    self._static_row_scale(targets)
-                steps, chunk_loss = self._compiled_steps(features, indices, targets, static_scale, dynamic_scale,
-                                                         self.steps_done + step)
+                    self._static_row_scale(chunk_targets)
+                steps, chunk_loss = self._compiled_steps(features, indices, chunk_targets, static_scale,
+                                                         dynamic_scale, self.steps_done + step)
                 step += steps
                 compiled_loss_sum += chunk_loss
                 continue

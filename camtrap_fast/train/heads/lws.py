@@ -54,8 +54,9 @@ class _ScaleTrainer:
     def predict(self, phase1_logits: torch.Tensor) -> torch.Tensor:
         return predict_rows(phase1_logits, lambda rows: rows * self.scales)
 
-    def train_epoch(self, phase1_logits: torch.Tensor, labels: torch.Tensor, order: torch.Tensor) -> float:
-        """One pass over `order`; returns the mean of the batch losses."""
+    def train_epoch(self, phase1_logits: torch.Tensor, labels: torch.Tensor, order: torch.Tensor,
+                    targets: torch.Tensor) -> float:
+        """One pass over `order` (targets: labels[order]); returns the mean of the batch losses."""
         b = self.config.batch_size
         num_batches = -(-len(order) // b)
         step_counts = torch.arange(self.steps_done + 1, self.steps_done + num_batches + 1,
@@ -65,7 +66,7 @@ class _ScaleTrainer:
             indices = order[start : start + chunk]
             n = len(indices)
             torch.index_select(phase1_logits, 0, indices, out=self.rows[:n])
-            torch.index_select(labels, 0, indices, out=self.targets[:n, 0])
+            self.targets[:n, 0].copy_(targets[start : start + n])
             batches = self.full_chunk_batches if n == chunk else self._batch_views(n)
             for g, targets, z, dz in batches:
                 rows = len(g)
