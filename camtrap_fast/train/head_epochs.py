@@ -164,7 +164,8 @@ def fit_epochs(trainer: HeadTrainer, features: torch.Tensor, labels: torch.Tenso
         pending = None  # (epoch, train loss, train seconds, view, its validation's future)
         next_order = None  # the helper's future of this epoch's order and targets (pipelined)
         # The starting head too is validated on the helper while epoch 1 trains: its first validation also makes
-        # the rows' fp32 copy (eval_logits), ~30 ms of the season-9 head's fixed cost on the training thread.
+        # the validation rows' padded copy (eval_logits), ~30 ms of the season-9 head's fixed cost on the training
+        # thread when it ran there.
         start_scores = pool.submit(evaluate, trainer.frozen()) if pipelined else None
         setup_seconds = time.perf_counter() - started
 
