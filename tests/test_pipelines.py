@@ -19,7 +19,7 @@ from torchvision.transforms import v2
 from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.devices import resolve_device
 from camtrap_fast.pipelines import LoaderConfig, eval_inputs, make_loader, resolve_backend, to_inputs
-from camtrap_fast.pipelines import factory
+from camtrap_fast.pipelines import factory, normalize
 from camtrap_fast.pipelines.crop_geometry import crop_windows, draw_crops
 from camtrap_fast.pipelines.jpeg_header import jpeg_size
 from camtrap_fast.pipelines.normalize import to_images
@@ -159,6 +159,49 @@ def test_to_inputs_is_imagenet_normalization_in_channels_last():
     assert torch.equal(to_images(inputs), images)
     with pytest.raises(ValueError, match="uint8"):
         to_inputs(images.float(), CPU)
+
+
+def _record_conversion_threads(monkeypatch) -> list[int]:
+    """torch's intra-op thread count at each normalization's addcmul, from here on."""
+    seen, addcmul = [], torch.addcmul
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return addcmul(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "addcmul", recording)
+    return seen
+
+
+def test_cpu_conversion_runs_on_the_threads_it_is_given_with_the_same_values(monkeypatch):
+    images = torch.randint(0, 256, (4, 96, 96, 3), dtype=torch.uint8)
+    before = torch.get_num_threads()
+    seen = _record_conversion_threads(monkeypatch)
+    alone = to_inputs(images, CPU, threads=1)
+    assert torch.get_num_threads() == before  # restored
+    assert torch.equal(alone, to_inputs(images, CPU))
+    assert seen == [1, before]
+
+
+def test_conversion_threads_are_the_cpus_the_decoders_leave(monkeypatch):
+    monkeypatch.setattr(normalize, "available_cpus", lambda: 2)
+    assert [normalize.conversion_threads(w) for w in (0, 1, 2, 5)] == [2, 1, 1, 1]
+    monkeypatch.setattr(normalize, "available_cpus", lambda: 16)
+    assert normalize.conversion_threads(2) == 14
+
+
+def test_loader_converts_on_the_threads_its_workers_leave(shards, monkeypatch):
+    monkeypatch.setattr(normalize, "available_cpus", lambda: 1)  # one CPU, decoded here: one conversion thread
+    loader = make_loader(shards, "train", LoaderConfig(mode="eval", device="cpu", workers=0, batch_size=4))
+    assert loader.conversion_threads == 1
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = _record_conversion_threads(monkeypatch)
+        batches = list(loader.epoch(np.arange(8), 0))
+        assert len(batches) == 2 and seen == [1, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
 
 
 # --- resolving backend and device -----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from PIL import Image
 
 from camtrap_fast.errors import Fault, UserError
 from camtrap_fast.pipelines.config import LoaderConfig
-from camtrap_fast.pipelines.normalize import to_inputs
+from camtrap_fast.pipelines.normalize import conversion_threads, to_inputs
 from camtrap_fast.shards.manifest import Manifest
 from camtrap_fast.shards.reader import ShardReader
 from camtrap_fast.shards.sample_index import SampleIndex
@@ -55,6 +55,9 @@ class Loader(abc.ABC):
         # Positions in the current epoch's order of the samples skipped, so callers can line results up with
         # the order (an eval report's keys) rather than assume every sample came through.
         self.skipped_positions: list[int] = []
+        # The float conversion runs in this process while config.workers decode the next batches (DALI: its
+        # decode threads; PIL: worker processes, or none, decoding here between conversions).
+        self.conversion_threads = conversion_threads(config.workers)
         missing = [str(manifest.root / s) for s in self.index.shards if not (manifest.root / s).is_file()]
         if missing:
             raise Fault(f"{missing[0]}: shard listed in the {split} index is missing ({len(missing)} missing); "
@@ -96,7 +99,7 @@ class Loader(abc.ABC):
         mode crops and flips depend only on (seed, epoch, position in the order).
         """
         for images, labels in self.epoch_images(order, epoch):
-            yield to_inputs(images, self.device), labels
+            yield to_inputs(images, self.device, self.conversion_threads), labels
 
     def epoch_images(self, order, epoch: int = 0) -> Iterator[Batch]:
         """Like `epoch`, but the uint8 (N, S, S, 3) images before normalization (benchmarks, previews).
@@ -127,8 +130,9 @@ class Loader(abc.ABC):
                                on_damaged=self._corrupt)  # a CRC-32 mismatch is one more corrupt sample
         non_blocking = self.device.type == "cuda"
         for images, labels in self._stream_images(samples, int(epoch)):
-            yield to_inputs(images.to(self.device, non_blocking=non_blocking), self.device), \
-                labels.to(self.device, non_blocking=non_blocking)
+            images = images.to(self.device, non_blocking=non_blocking)
+            labels = labels.to(self.device, non_blocking=non_blocking)
+            yield to_inputs(images, self.device, self.conversion_threads), labels
 
     def _stream_images(self, samples, epoch: int) -> Iterator[Batch]:
         raise UserError(f"streaming shards needs the PIL backend (this loader uses {self.backend})")
