@@ -180,7 +180,8 @@ def test_cpu_conversion_runs_on_the_threads_it_is_given_with_the_same_values(mon
     alone = to_inputs(images, CPU, threads=1)
     assert torch.get_num_threads() == before  # restored
     assert torch.equal(alone, to_inputs(images, CPU))
-    assert seen == [1, before]
+    to_inputs(images, CPU, threads=before + 6)  # a cap: never more threads than torch was set to
+    assert seen == [1, before, before]
 
 
 def test_conversion_threads_are_the_cpus_the_decoders_leave(monkeypatch):

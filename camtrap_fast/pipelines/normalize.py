@@ -49,10 +49,11 @@ def conversion_threads(busy_decoders: int) -> int:
 
 @contextlib.contextmanager
 def _intra_op_threads(threads: int | None) -> Iterator[None]:
-    """torch's intra-op threads set to `threads` for the duration (None: as they are), restored after. With the
-    OpenMP backend the count is the calling thread's own, so no other thread's ops change."""
+    """torch's intra-op threads cut to at most `threads` for the duration (None: as they are; never more than they
+    were, which a run's --threads may have set), restored after. With the OpenMP backend the count is the calling
+    thread's own, so no other thread's ops change."""
     previous = torch.get_num_threads()
-    if threads is None or threads == previous:
+    if threads is None or threads >= previous:
         yield
         return
     torch.set_num_threads(threads)
@@ -63,9 +64,9 @@ def _intra_op_threads(threads: int | None) -> Iterator[None]:
 
 
 def to_inputs(images: torch.Tensor, device: torch.device, threads: int | None = None) -> torch.Tensor:
-    """(N, H, W, 3) uint8 on any device -> (N, 3, H, W) float32 on `device`, ImageNet-normalized. `threads`: the
-    CPU conversion's intra-op threads (None: torch's count; a loader passes `conversion_threads`); the values do not
-    depend on it."""
+    """(N, H, W, 3) uint8 on any device -> (N, 3, H, W) float32 on `device`, ImageNet-normalized. `threads`: at most
+    this many intra-op threads for the CPU conversion (None: torch's count; a loader passes `conversion_threads`);
+    the values do not depend on it."""
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected a (N, H, W, 3) uint8 batch, got {tuple(images.shape)} {images.dtype}")
     images = images.to(device, non_blocking=device.type == "cuda")  # non-blocking only pays off from pinned memory
