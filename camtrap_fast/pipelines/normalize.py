@@ -9,9 +9,10 @@ On CPU the conversion runs on the threads the loader's decoders leave free
 (`conversion_threads`), not on every intra-op thread torch has: it is a memory-
 bound pass of ~4-5 ms per 64 images at 224 px, and it runs while the workers
 decode the next batches. An OpenMP team of two beside two busy workers on two
-cores waits for a preempted thread at every join: 250-650 ms of conversion per
-2,048 images against ~220 ms on one thread, and the loader's float batches at
-1,950-2,620 images/s against 2,840-3,410 (bench/README.md, loader, 2026-12-04).
+cores waits for a preempted thread at every join: 250-655 ms of conversion per
+2,048 images on two threads, 222-430 ms capped at one; the loader benchmark's
+float batches went from 1,850 to 2,305-3,076 images/s (bench/README.md, loader,
+2026-12-04).
 """
 
 from __future__ import annotations
@@ -75,16 +76,15 @@ def to_inputs(images: torch.Tensor, device: torch.device, threads: int | None = 
     # dimension would leave CPU kernels a 3-element inner loop, several times slower to vectorize.
     scale, bias = _affine(images.device, width)
     rows = images.contiguous().view(n, height, width * 3)
-    if images.device.type == "cpu":
-        # numpy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not:
-        # first-touch page faults on a fresh 38 MB batch otherwise cost as much as the arithmetic.
-        inputs = torch.from_numpy(np.empty(rows.shape, dtype=np.float32))
-        with _intra_op_threads(threads):
+    with _intra_op_threads(threads if images.device.type == "cpu" else None):
+        if images.device.type == "cpu":
+            # numpy asks the kernel for transparent huge pages on large arrays and torch's CPU allocator does not:
+            # first-touch page faults on a fresh 38 MB batch otherwise cost as much as the arithmetic.
+            inputs = torch.from_numpy(np.empty(rows.shape, dtype=np.float32))
             inputs.copy_(rows)
-            torch.addcmul(bias, inputs, scale, out=inputs)  # in place: no second full-size float temporary
-    else:
-        inputs = rows.float()
-        torch.addcmul(bias, inputs, scale, out=inputs)
+        else:
+            inputs = rows.float()
+        torch.addcmul(bias, inputs, scale, out=inputs)  # in place: no second full-size float temporary
     return inputs.view(n, height, width, 3).permute(0, 3, 1, 2)
 
 
